@@ -1,0 +1,32 @@
+#pragma once
+// The `ellm` subcommands. Each lives in its own file under src/cli/ and adds
+// itself to the app; main.cpp only calls these in order and dispatches.
+#include <CLI/CLI.hpp>
+
+#include <string>
+#include <vector>
+
+#include "ellm/util/config.h"
+
+namespace ellm::cli {
+
+void add_inspect(CLI::App& app);
+void add_prepare(CLI::App& app);
+void add_bench(CLI::App& app);
+
+// `ellm --version`: version, libtorch, the BLAS actually loaded, devices.
+std::string version_text();
+
+// `--config FILE` and repeatable `--set a.b=value`, shared by every stage.
+struct ConfigOptions {
+  std::string file;
+  std::vector<std::string> overrides;
+  // Resolves the stage's defaults with the file and the overrides (util/config.h).
+  json resolve(const json& defaults) const { return resolve_config(defaults, file, overrides); }
+};
+void add_config_options(CLI::App* cmd, ConfigOptions& options);
+
+// Writes the resolved config of a run into its output directory (resolved-config.json).
+void save_resolved_config(const std::string& out_dir, const json& config);
+
+}  // namespace ellm::cli

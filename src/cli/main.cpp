@@ -1,0 +1,47 @@
+// ellm: the command-line entry point. Parses, dispatches, and turns errors into
+// one clear message and a non-zero exit.
+#include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
+
+#include "commands.h"
+#include "ellm/util/error.h"
+#include "ellm/util/log.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"ellm: explainable LLM relevance (ELLM-rele) and multi-dimensional distillation (MKD) for "
+               "e-commerce search"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  std::string log_level = "info";
+  int threads = 0;
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off")->capture_default_str();
+  app.add_option("--threads", threads, "intra-op threads (default: libtorch's choice, usually the core count)");
+  app.set_version_flag("--version", [] { return ellm::cli::version_text(); }, "print version, libtorch, BLAS and devices");
+  app.parse_complete_callback([&] {
+    ellm::init_logging(log_level);
+    // libtorch may default to one thread here; use every core unless told otherwise.
+    if (threads <= 0 && !std::getenv("OMP_NUM_THREADS")) threads = static_cast<int>(std::thread::hardware_concurrency());
+    if (threads > 0) at::set_num_threads(threads);
+  });
+
+  ellm::cli::add_inspect(app);
+  ellm::cli::add_prepare(app);
+  ellm::cli::add_bench(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const ellm::Error& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    spdlog::error("unexpected error: {}", e.what());
+    return 1;
+  }
+  return 0;
+}
