@@ -23,13 +23,15 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", [] { return ellm::cli::version_text(); }, "print version, libtorch, BLAS and devices");
   app.parse_complete_callback([&] {
     ellm::init_logging(log_level);
-    // libtorch may default to one thread here; use every core unless told otherwise.
-    if (threads <= 0 && !std::getenv("OMP_NUM_THREADS")) threads = static_cast<int>(std::thread::hardware_concurrency());
     if (threads > 0) at::set_num_threads(threads);
   });
 
+  // libtorch may default to one thread here; use every core unless told otherwise.
+  if (!std::getenv("OMP_NUM_THREADS")) at::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
+
   ellm::cli::add_inspect(app);
   ellm::cli::add_prepare(app);
+  ellm::cli::add_launch(app);
   ellm::cli::add_bench(app);
 
   try {

@@ -4,6 +4,8 @@
 
 #include "ellm/util/error.h"
 
+#include <cstdlib>
+
 namespace ellm {
 
 void init_logging(const std::string& level) {
@@ -15,7 +17,12 @@ void init_logging(const std::string& level) {
   if (!installed) {
     auto logger = spdlog::stderr_color_mt("ellm");
     spdlog::set_default_logger(logger);
-    spdlog::set_pattern("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v");
+    // Ranks of a multi-process job tag their lines.
+    const char* rank = std::getenv("RANK");
+    const char* world = std::getenv("WORLD_SIZE");
+    bool multi = rank && world && std::string(world) != "1";
+    spdlog::set_pattern(multi ? fmt::format("%Y-%m-%d %H:%M:%S.%e [rank {}] %^%-5l%$ %v", rank)
+                              : std::string("%Y-%m-%d %H:%M:%S.%e %^%-5l%$ %v"));
     installed = true;
   }
   spdlog::set_level(lvl);

@@ -1,0 +1,90 @@
+// AdamW and the schedule against PyTorch's own implementation and closed forms.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "ellm/train/adamw.h"
+#include "ellm/train/schedule.h"
+#include "ellm/util/error.h"
+
+using namespace ellm;
+
+TEST(AdamW, MatchesTorchAdamWStepForStep) {
+  torch::manual_seed(0);
+  auto w0 = torch::randn({5, 3}, torch::kDouble), b0 = torch::randn({3}, torch::kDouble);
+  auto x = torch::randn({8, 5}, torch::kDouble), y = torch::randn({8, 3}, torch::kDouble);
+  auto w1 = w0.clone().requires_grad_(), b1 = b0.clone().requires_grad_();
+  auto w2 = w0.clone().requires_grad_(), b2 = b0.clone().requires_grad_();
+  AdamW ours({{"layer.weight", w1}, {"layer.bias", b1}}, {1e-2, 0.9, 0.95, 1e-8, 0.1});
+  // torch.optim.AdamW with weight decay only on the weight, as ours decides by name.
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(std::vector<torch::Tensor>{w2},
+                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(1e-2).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.1)));
+  groups.emplace_back(std::vector<torch::Tensor>{b2},
+                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(1e-2).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.0)));
+  torch::optim::AdamW reference(groups);
+  for (int step = 0; step < 20; ++step) {
+    ours.zero_grad();
+    reference.zero_grad();
+    ((torch::mm(x, w1) + b1 - y).pow(2).sum()).backward();
+    ((torch::mm(x, w2) + b2 - y).pow(2).sum()).backward();
+    ours.step(1e-2);
+    reference.step();
+  }
+  EXPECT_TRUE(torch::allclose(w1, w2, 1e-12, 1e-12)) << (w1 - w2).abs().max();
+  EXPECT_TRUE(torch::allclose(b1, b2, 1e-12, 1e-12)) << (b1 - b2).abs().max();
+}
+
+TEST(AdamW, StateRoundTripsThroughSafetensors) {
+  auto w = torch::randn({4, 4}).requires_grad_();
+  AdamW opt({{"w", w}}, {});
+  w.sum().backward();
+  opt.step(1e-3);
+  auto path = (std::filesystem::temp_directory_path() / "ellm_adamw_state.safetensors").string();
+  save_safetensors(path, opt.state_tensors(), opt.state_metadata());
+  auto w2 = w.detach().clone().requires_grad_();
+  AdamW restored({{"w", w2}}, {});
+  restored.load_state(SafetensorsFile(path));
+  EXPECT_EQ(restored.steps(), 1);
+  auto a = opt.state_tensors(), b = restored.state_tensors();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
+  // A state file for another parameter set is refused with the tensor's name.
+  auto v = torch::randn({2}).requires_grad_();
+  AdamW other({{"v", v}}, {});
+  try {
+    other.load_state(SafetensorsFile(path));
+    FAIL() << "expected an error";
+  } catch (const ellm::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("v.exp_avg"), std::string::npos) << e.what();
+  }
+}
+
+TEST(AdamW, NoDecayOnBiasesAndNorms) {
+  auto w = torch::ones({2, 2});
+  EXPECT_FALSE(default_no_decay("model.layers.0.mlp.up_proj.weight", w));
+  EXPECT_TRUE(default_no_decay("model.layers.0.input_layernorm.weight", torch::ones({2})));
+  EXPECT_TRUE(default_no_decay("encoder.layer.0.attention.output.LayerNorm.weight", torch::ones({2})));
+  EXPECT_TRUE(default_no_decay("classifier.bias", torch::ones({2})));
+}
+
+TEST(ClipGradNorm, ScalesToMaxNorm) {
+  auto a = torch::zeros({2}).requires_grad_(), b = torch::zeros({1}).requires_grad_();
+  a.mutable_grad() = torch::tensor({3.0f, 0.0f});
+  b.mutable_grad() = torch::tensor({4.0f});
+  double norm = clip_grad_norm({{"a", a}, {"b", b}}, 1.0);
+  EXPECT_NEAR(norm, 5.0, 1e-6);
+  EXPECT_NEAR(a.grad()[0].item<double>(), 3.0 / 5.0, 1e-5);
+  EXPECT_NEAR(b.grad()[0].item<double>(), 4.0 / 5.0, 1e-5);
+}
+
+TEST(CosineSchedule, WarmupThenCosine) {
+  CosineSchedule s{1.0, 10, 110, 0.1};
+  EXPECT_DOUBLE_EQ(s.at(0), 0.1);
+  EXPECT_DOUBLE_EQ(s.at(9), 1.0);
+  EXPECT_NEAR(s.at(10), 1.0, 1e-12);
+  EXPECT_NEAR(s.at(60), 0.1 + 0.9 * 0.5, 1e-12);  // halfway: cos(pi/2) = 0
+  EXPECT_NEAR(s.at(110), 0.1, 1e-12);
+  EXPECT_NEAR(s.at(500), 0.1, 1e-12);  // clamped past the end
+}
