@@ -6,12 +6,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
+#include <unistd.h>
 
 #include "commands.h"
 #include "ellm/util/error.h"
 #include "ellm/util/log.h"
 
 int main(int argc, char** argv) {
+  // libgomp's default wait policy spins idle OpenMP threads, which steals the cores from
+  // any other process on a small machine (two ranks, or ctest -j2: runs 10x slower). The
+  // policy is read once when the library loads, so set it and start again.
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: then run as we are
+  }
   CLI::App app{"ellm: explainable LLM relevance (ELLM-rele) and multi-dimensional distillation (MKD) for "
                "e-commerce search"};
   app.require_subcommand(1);
