@@ -16,6 +16,8 @@ void add_bench(CLI::App& app);
 void add_launch(CLI::App& app);
 void add_synth(CLI::App& app);
 void add_eval(CLI::App& app);
+// `ellm bench student` (bench_student.cpp), registered by add_bench.
+void add_bench_student(CLI::App& bench);
 
 // `ellm --version`: version, libtorch, the BLAS actually loaded, devices.
 std::string version_text();

@@ -1,0 +1,110 @@
+#pragma once
+// BERT encoder (Devlin et al.) with Hugging Face's parameter names, so that a
+// checkpoint written by transformers' BertModel / BertForSequenceClassification
+// loads as is and what we save loads back into transformers.
+//
+//   embeddings.{word_embeddings,position_embeddings,token_type_embeddings}.weight
+//   embeddings.LayerNorm.{weight,bias}
+//   encoder.layer.N.attention.self.{query,key,value}.{weight,bias}
+//   encoder.layer.N.attention.output.dense.{weight,bias}
+//   encoder.layer.N.attention.output.LayerNorm.{weight,bias}
+//   encoder.layer.N.intermediate.dense.{weight,bias}
+//   encoder.layer.N.output.dense.{weight,bias}
+//   encoder.layer.N.output.LayerNorm.{weight,bias}
+//   pooler.dense.{weight,bias}                  (when add_pooling_layer)
+//
+// Post-LN layers: x = LN(x + Dropout(Attn(x))); x = LN(x + Dropout(W2 act(W1 x))).
+// act is hidden_act: "gelu" (exact, erf), "gelu_new"/"gelu_pytorch_tanh" (tanh
+// approximation) or "relu". Attention is written with matmul + softmax (libtorch
+// 1.13 has no fused kernel); padded keys get a large negative bias.
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "ellm/io/checkpoint.h"
+
+namespace ellm {
+
+using json = nlohmann::json;
+
+// Mirrors Hugging Face's BertConfig (config.json) field for field.
+struct BertConfig {
+  int64_t vocab_size = 30522;
+  int64_t hidden_size = 768;
+  int64_t num_hidden_layers = 12;
+  int64_t num_attention_heads = 12;
+  int64_t intermediate_size = 3072;
+  std::string hidden_act = "gelu";
+  double hidden_dropout_prob = 0.1;
+  double attention_probs_dropout_prob = 0.1;
+  int64_t max_position_embeddings = 512;
+  int64_t type_vocab_size = 2;
+  double initializer_range = 0.02;
+  double layer_norm_eps = 1e-12;
+  int64_t pad_token_id = 0;
+
+  // Reads the fields above from a HF config.json object; missing fields keep
+  // HF's defaults, wrong types and inconsistent sizes are errors naming `where`.
+  static BertConfig from_json(const json& j, const std::string& where);
+  // Every field above plus "model_type": "bert" and "architectures".
+  json to_json() const;
+  void validate(const std::string& where) const;
+};
+
+class BertLayerImpl : public torch::nn::Module {
+ public:
+  explicit BertLayerImpl(const BertConfig& c);
+  // x [B,T,H]; mask_bias [B,1,1,T] added to the attention scores.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask_bias);
+
+ private:
+  BertConfig config_;
+  torch::nn::Linear query_{nullptr}, key_{nullptr}, value_{nullptr}, attn_out_{nullptr}, inter_{nullptr}, out_{nullptr};
+  torch::nn::LayerNorm attn_ln_{nullptr}, out_ln_{nullptr};
+  torch::nn::Dropout attn_drop_{nullptr}, hidden_drop_{nullptr};
+};
+TORCH_MODULE(BertLayer);
+
+class BertModelImpl : public torch::nn::Module {
+ public:
+  BertModelImpl(const BertConfig& config, bool add_pooling_layer);
+
+  // input_ids [B,T] int64; token_type_ids [B,T] (undefined: all 0);
+  // attention_mask [B,T] 1 = token, 0 = padding (undefined: all tokens).
+  // Returns the last hidden states [B,T,H].
+  torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
+                        const torch::Tensor& attention_mask);
+  // tanh(dense(h[:,0])): BERT's pooled [CLS] output; requires add_pooling_layer.
+  torch::Tensor pool(const torch::Tensor& hidden);
+
+  const BertConfig& config() const { return config_; }
+  bool has_pooler() const { return static_cast<bool>(pooler_); }
+  // HF's initialisation: N(0, initializer_range) for linear and embedding
+  // weights, zero biases (and the padding row), LayerNorm weight 1 bias 0.
+  void init_weights(uint64_t seed);
+
+ private:
+  BertConfig config_;
+  torch::nn::Embedding word_{nullptr}, position_{nullptr}, token_type_{nullptr};
+  torch::nn::LayerNorm emb_ln_{nullptr};
+  torch::nn::Dropout emb_drop_{nullptr};
+  torch::nn::ModuleList layers_{nullptr};
+  torch::nn::Linear pooler_{nullptr};
+};
+TORCH_MODULE(BertModel);
+
+// Name → parameter table of a module with `prefix` prepended ("bert.").
+std::map<std::string, torch::Tensor> named_tensors(torch::nn::Module& m, const std::string& prefix = "");
+
+// Loads the encoder weights of a Hugging Face BERT checkpoint into `bert`.
+// `prefix` is where the encoder sits in the file ("bert." for the *For*
+// models, "" for a bare BertModel); "auto" picks whichever the file has.
+// Strict (io/checkpoint.h rules) over the encoder's tensors, except: the
+// pretraining heads (cls.*) and task heads given in `ignore_prefixes` are
+// skipped (their names logged), and the legacy position_ids buffer is accepted.
+// Returns the prefix used.
+std::string load_bert_encoder(BertModel& bert, const CheckpointReader& reader, std::string prefix,
+                              const std::vector<std::string>& ignore_prefixes = {"cls.", "classifier."});
+
+}  // namespace ellm

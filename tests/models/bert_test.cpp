@@ -1,0 +1,207 @@
+// BERT encoder: the forward pass against an independent double-precision
+// computation written from the paper's equations, and HF checkpoint loading.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <unistd.h>
+
+#include "ellm/io/checkpoint.h"
+#include "ellm/models/bert.h"
+#include "ellm/util/error.h"
+
+using namespace ellm;
+namespace fs = std::filesystem;
+
+namespace {
+
+BertConfig tiny_config() {
+  BertConfig c;
+  c.vocab_size = 23;
+  c.hidden_size = 8;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 2;
+  c.intermediate_size = 12;
+  c.max_position_embeddings = 16;
+  c.hidden_dropout_prob = 0;
+  c.attention_probs_dropout_prob = 0;
+  c.layer_norm_eps = 1e-12;
+  return c;
+}
+
+std::string fresh_dir(const std::string& name) {
+  auto d = fs::temp_directory_path() / ("ellm_bert_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d.string();
+}
+
+// Reference forward of ONE sequence (its real tokens only), double precision,
+// token by token and head by head from the parameter table.
+std::vector<std::vector<double>> reference_forward(const std::map<std::string, torch::Tensor>& P, const BertConfig& c,
+                                                   const std::vector<int64_t>& ids, const std::vector<int64_t>& types) {
+  auto W = [&](const std::string& n) { return P.at(n).to(torch::kDouble).contiguous(); };
+  const int64_t H = c.hidden_size, T = static_cast<int64_t>(ids.size()), nh = c.num_attention_heads, hd = H / nh;
+  auto layer_norm = [&](std::vector<double> x, const torch::Tensor& g, const torch::Tensor& b) {
+    double mean = 0, var = 0;
+    for (double v : x) mean += v;
+    mean /= H;
+    for (double v : x) var += (v - mean) * (v - mean);
+    var /= H;
+    for (int64_t i = 0; i < H; ++i) x[i] = (x[i] - mean) / std::sqrt(var + c.layer_norm_eps) * g[i].item<double>() + b[i].item<double>();
+    return x;
+  };
+  auto linear = [&](const std::vector<double>& x, const torch::Tensor& w, const torch::Tensor& b) {
+    std::vector<double> y(w.size(0));
+    for (int64_t o = 0; o < w.size(0); ++o) {
+      double s = b[o].item<double>();
+      for (int64_t i = 0; i < w.size(1); ++i) s += w[o][i].item<double>() * x[i];
+      y[o] = s;
+    }
+    return y;
+  };
+  std::vector<std::vector<double>> h(T, std::vector<double>(H));
+  auto we = W("embeddings.word_embeddings.weight"), pe = W("embeddings.position_embeddings.weight"),
+       te = W("embeddings.token_type_embeddings.weight");
+  for (int64_t t = 0; t < T; ++t) {
+    for (int64_t i = 0; i < H; ++i)
+      h[t][i] = we[ids[t]][i].item<double>() + pe[t][i].item<double>() + te[types[t]][i].item<double>();
+    h[t] = layer_norm(h[t], W("embeddings.LayerNorm.weight"), W("embeddings.LayerNorm.bias"));
+  }
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    std::string p = "encoder.layer." + std::to_string(l) + ".";
+    std::vector<std::vector<double>> q(T), k(T), v(T), ctx(T, std::vector<double>(H));
+    for (int64_t t = 0; t < T; ++t) {
+      q[t] = linear(h[t], W(p + "attention.self.query.weight"), W(p + "attention.self.query.bias"));
+      k[t] = linear(h[t], W(p + "attention.self.key.weight"), W(p + "attention.self.key.bias"));
+      v[t] = linear(h[t], W(p + "attention.self.value.weight"), W(p + "attention.self.value.bias"));
+    }
+    for (int64_t a = 0; a < nh; ++a)
+      for (int64_t t = 0; t < T; ++t) {
+        std::vector<double> s(T);
+        double mx = -1e300, z = 0;
+        for (int64_t u = 0; u < T; ++u) {
+          double dot = 0;
+          for (int64_t d = 0; d < hd; ++d) dot += q[t][a * hd + d] * k[u][a * hd + d];
+          s[u] = dot / std::sqrt(static_cast<double>(hd));
+          mx = std::max(mx, s[u]);
+        }
+        for (auto& x : s) z += (x = std::exp(x - mx));
+        for (int64_t d = 0; d < hd; ++d) {
+          double acc = 0;
+          for (int64_t u = 0; u < T; ++u) acc += s[u] / z * v[u][a * hd + d];
+          ctx[t][a * hd + d] = acc;
+        }
+      }
+    for (int64_t t = 0; t < T; ++t) {
+      auto ao = linear(ctx[t], W(p + "attention.output.dense.weight"), W(p + "attention.output.dense.bias"));
+      for (int64_t i = 0; i < H; ++i) ao[i] += h[t][i];
+      auto h1 = layer_norm(ao, W(p + "attention.output.LayerNorm.weight"), W(p + "attention.output.LayerNorm.bias"));
+      auto inner = linear(h1, W(p + "intermediate.dense.weight"), W(p + "intermediate.dense.bias"));
+      for (auto& x : inner) x = 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));  // exact GELU
+      auto o = linear(inner, W(p + "output.dense.weight"), W(p + "output.dense.bias"));
+      for (int64_t i = 0; i < H; ++i) o[i] += h1[i];
+      h[t] = layer_norm(o, W(p + "output.LayerNorm.weight"), W(p + "output.LayerNorm.bias"));
+    }
+  }
+  return h;
+}
+
+}  // namespace
+
+TEST(Bert, ForwardMatchesIndependentComputationAndIgnoresPadding) {
+  BertConfig c = tiny_config();
+  BertModel bert(c, true);
+  bert->init_weights(3);
+  {
+    // Non-trivial LayerNorm and bias values, so that every parameter matters.
+    torch::NoGradGuard g;
+    torch::manual_seed(5);
+    for (auto& p : bert->parameters()) p.add_(0.05 * torch::randn_like(p));
+  }
+  bert->eval();
+  std::vector<std::vector<int64_t>> ids = {{2, 7, 9, 3, 11, 12, 3}, {2, 5, 3, 6, 3, 0, 0}};
+  std::vector<std::vector<int64_t>> types = {{0, 0, 0, 0, 1, 1, 1}, {0, 0, 0, 1, 1, 0, 0}};
+  std::vector<int64_t> lens = {7, 5};
+  auto ids_t = torch::stack({torch::tensor(ids[0]), torch::tensor(ids[1])});
+  auto types_t = torch::stack({torch::tensor(types[0]), torch::tensor(types[1])});
+  auto mask = torch::stack({torch::ones({7}, torch::kLong), torch::tensor(std::vector<int64_t>{1, 1, 1, 1, 1, 0, 0})});
+  torch::Tensor out = bert->forward(ids_t, types_t, mask);
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{2, 7, 8}));
+  auto params = named_tensors(*bert);
+  for (int b = 0; b < 2; ++b) {
+    std::vector<int64_t> row_ids(ids[b].begin(), ids[b].begin() + lens[b]),
+        row_types(types[b].begin(), types[b].begin() + lens[b]);
+    auto ref = reference_forward(params, c, row_ids, row_types);
+    for (int64_t t = 0; t < lens[b]; ++t)
+      for (int64_t i = 0; i < c.hidden_size; ++i)
+        EXPECT_NEAR(out[b][t][i].item<double>(), ref[t][i], 2e-5) << "row " << b << " token " << t << " dim " << i;
+  }
+  // The pooler is tanh(dense(h[CLS])).
+  auto pooled = bert->pool(out);
+  auto expect = torch::tanh(torch::mm(out.select(1, 0), params["pooler.dense.weight"].t()) + params["pooler.dense.bias"]);
+  EXPECT_TRUE(torch::allclose(pooled, expect, 1e-6, 1e-6));
+}
+
+TEST(Bert, ConfigReadsHuggingFaceFieldsAndRejectsBadOnes) {
+  json j = {{"architectures", {"BertForMaskedLM"}}, {"hidden_size", 256}, {"num_hidden_layers", 4},
+            {"num_attention_heads", 4}, {"intermediate_size", 1024}, {"vocab_size", 8000},
+            {"hidden_act", "gelu"}, {"type_vocab_size", 2}, {"layer_norm_eps", 1e-12}, {"model_type", "bert"}};
+  BertConfig c = BertConfig::from_json(j, "cfg.json");
+  EXPECT_EQ(c.hidden_size, 256);
+  EXPECT_EQ(c.max_position_embeddings, 512);  // HF default
+  EXPECT_EQ(BertConfig::from_json(c.to_json(), "x").to_json(), c.to_json());
+  j["num_attention_heads"] = 3;
+  EXPECT_THROW(BertConfig::from_json(j, "cfg.json"), Error);
+  j["num_attention_heads"] = 4;
+  j["hidden_size"] = "big";
+  try {
+    BertConfig::from_json(j, "cfg.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("hidden_size"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Bert, LoadsHuggingFaceCheckpointsStrictly) {
+  BertConfig c = tiny_config();
+  BertModel src(c, true);
+  src->init_weights(11);
+  // Written the way transformers' BertForPreTraining saves: bert.* + cls.* heads + legacy position_ids.
+  NamedTensors tensors;
+  for (auto& item : src->named_parameters()) tensors.emplace_back("bert." + item.key(), item.value().detach());
+  tensors.emplace_back("bert.embeddings.position_ids", torch::arange(16, torch::kLong).unsqueeze(0));
+  tensors.emplace_back("cls.predictions.bias", torch::zeros({c.vocab_size}));
+  std::string dir = fresh_dir("hf");
+  save_checkpoint(dir, tensors);
+  BertModel dst(c, true);
+  EXPECT_EQ(load_bert_encoder(dst, CheckpointReader(dir), "auto"), "bert.");
+  auto ids = torch::tensor(std::vector<int64_t>{2, 4, 6, 3}).unsqueeze(0);
+  src->eval();
+  dst->eval();
+  EXPECT_TRUE(torch::equal(src->forward(ids, {}, {}), dst->forward(ids, {}, {})));
+
+  // A tensor that is no part of BERT, a missing tensor and a wrong shape are errors naming the tensor.
+  auto expect_error = [&](NamedTensors t, const std::string& needle) {
+    std::string d = fresh_dir("bad");
+    save_checkpoint(d, t);
+    BertModel m(c, true);
+    try {
+      load_bert_encoder(m, CheckpointReader(d), "auto");
+      FAIL() << "expected an error mentioning " << needle;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  NamedTensors extra = tensors;
+  extra.emplace_back("bert.encoder.layer.9.output.dense.weight", torch::zeros({2, 2}));
+  expect_error(extra, "bert.encoder.layer.9.output.dense.weight");
+  NamedTensors missing = tensors;
+  std::string gone = missing[3].first;
+  missing.erase(missing.begin() + 3);
+  expect_error(missing, gone);
+  NamedTensors wrong = tensors;
+  wrong[0].second = torch::zeros({5, 5});
+  expect_error(wrong, wrong[0].first);
+}
