@@ -15,6 +15,7 @@ void add_prepare(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_launch(CLI::App& app);
 void add_synth(CLI::App& app);
+void add_annotate(CLI::App& app);
 
 // `ellm --version`: version, libtorch, the BLAS actually loaded, devices.
 std::string version_text();
