@@ -18,6 +18,7 @@ void add_synth(CLI::App& app);
 void add_eval(CLI::App& app);
 // `ellm bench student` (bench_student.cpp), registered by add_bench.
 void add_bench_student(CLI::App& bench);
+void add_annotate(CLI::App& app);
 
 // `ellm --version`: version, libtorch, the BLAS actually loaded, devices.
 std::string version_text();

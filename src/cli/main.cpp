@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   ellm::cli::add_bench(app);
   ellm::cli::add_synth(app);
   ellm::cli::add_eval(app);
+  ellm::cli::add_annotate(app);
 
   try {
     app.parse(argc, argv);
