@@ -10,7 +10,7 @@
 
 #include "ellm/text/tokenizer.h"
 
-namespace ellm::testing {
+namespace ellm::test_support {
 
 class TinyTokenizer : public Tokenizer {
  public:
@@ -72,4 +72,4 @@ class TinyTokenizer : public Tokenizer {
   std::map<std::string, int64_t> ids_;
 };
 
-}  // namespace ellm::testing
+}  // namespace ellm::test_support

@@ -23,7 +23,7 @@ namespace {
 
 const std::vector<std::string> kWords = {"grey", "gray", "sofa", "chair", "oak", "table", "lamp", "red", "blue", "rug"};
 
-std::shared_ptr<testing::TinyTokenizer> tok() { return std::make_shared<testing::TinyTokenizer>(kWords); }
+std::shared_ptr<test_support::TinyTokenizer> tok() { return std::make_shared<test_support::TinyTokenizer>(kWords); }
 
 std::string fresh_dir(const std::string& name) {
   auto d = fs::temp_directory_path() / ("ellm_distill_" + name + "_" + std::to_string(::getpid()));

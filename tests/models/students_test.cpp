@@ -18,8 +18,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::shared_ptr<testing::TinyTokenizer> tiny_tok() {
-  return std::make_shared<testing::TinyTokenizer>(std::vector<std::string>{
+std::shared_ptr<test_support::TinyTokenizer> tiny_tok() {
+  return std::make_shared<test_support::TinyTokenizer>(std::vector<std::string>{
       "grey", "sofa", "sectional", "gray", "linen", "chair", "oak", "table", "|", "color", ":", "brand", "ashley"});
 }
 
