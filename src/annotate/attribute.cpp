@@ -62,11 +62,15 @@ bool has_digit(const std::string& w) {
 
 // A query word stands for a lexicon word: equal, equal after singularising, or
 // (both >= 5 letters, same first letter, no digits) one edit apart — a typo.
-bool word_eq(const std::string& q, const std::string& lex) {
+// `known`: words that are themselves in a lexicon are never typos of another
+// word ("linen" is not a typo of the brand "Linden").
+bool word_eq(const std::string& q, const std::string& lex, const std::set<std::string>* known = nullptr) {
   if (q == lex) return true;
   if (has_digit(q) || has_digit(lex)) return false;
-  if (singular(q) == singular(lex)) return true;
-  return q.size() >= 5 && lex.size() >= 5 && q[0] == lex[0] && levenshtein(q, lex) <= 1;
+  std::string sq = singular(q), sl = singular(lex);
+  if (sq == sl) return true;
+  if (known && known->count(q)) return false;
+  return q.size() >= 5 && sl.size() >= 5 && q[0] == lex[0] && (levenshtein(q, lex) <= 1 || levenshtein(sq, sl) <= 1);
 }
 
 struct Match {
@@ -86,8 +90,13 @@ class PhraseTable {
     max_len_ = std::max(max_len_, w.size());
   }
   size_t size() const { return entries_.size(); }
+  void set_known(const std::set<std::string>* known) { known_ = known; }
+  void collect_words(std::set<std::string>& out) const {
+    for (const auto& e : entries_) out.insert(e.first.begin(), e.first.end());
+  }
   // Every match, longest first at each start; matches do not overlap and skip consumed tokens.
-  std::vector<Match> find_all(const std::vector<Tok>& toks, const std::vector<bool>& used) const {
+  // overlapping: the longest match at every start (for picking the rightmost category phrase).
+  std::vector<Match> find_all(const std::vector<Tok>& toks, const std::vector<bool>& used, bool overlapping = false) const {
     std::vector<Match> out;
     for (size_t i = 0; i < toks.size();) {
       const Match* best = nullptr;
@@ -95,7 +104,7 @@ class PhraseTable {
       for (const auto& [p, v] : entries_) {
         if (i + p.size() > toks.size() || (best && p.size() <= best->n)) continue;
         bool ok = true;
-        for (size_t k = 0; k < p.size() && ok; ++k) ok = !used[i + k] && word_eq(toks[i + k].w, p[k]);
+        for (size_t k = 0; k < p.size() && ok; ++k) ok = !used[i + k] && word_eq(toks[i + k].w, p[k], known_);
         if (ok) {
           m = {i, p.size(), v};
           best = &m;
@@ -103,7 +112,7 @@ class PhraseTable {
       }
       if (best) {
         out.push_back(m);
-        i += m.n;
+        i += overlapping ? 1 : m.n;
       } else {
         ++i;
       }
@@ -114,6 +123,7 @@ class PhraseTable {
  private:
   std::vector<std::pair<std::vector<std::string>, std::string>> entries_;
   size_t max_len_ = 0;
+  const std::set<std::string>* known_ = nullptr;
 };
 
 struct UnitInfo {
@@ -154,6 +164,7 @@ struct AttributeAnnotator::Impl {
   PhraseTable leaves;                                 // category phrase → leaf path (structured)
   PhraseTable heads;                                  // head noun phrase → head noun (title-only)
   int n_leaves = 0, n_heads = 0, n_brands = 0;
+  std::set<std::string> known_words;  // every lexicon word: exact, never a typo
 
   void load_lexicon(const json& j, const std::string& src);
   void mine(const std::vector<Pair>& catalogue);
@@ -494,7 +505,7 @@ Cot AttributeAnnotator::Impl::judge(const Pair& p) const {
   // Category: the rightmost phrase (English puts the product noun last), longest on ties.
   const PhraseTable& cats = structured ? leaves : heads;
   std::optional<Match> qcat;
-  for (const auto& m : cats.find_all(toks, used))
+  for (const auto& m : cats.find_all(toks, used, true))
     if (!qcat || m.i + m.n > qcat->i + qcat->n || (m.i + m.n == qcat->i + qcat->n && m.n > qcat->n)) qcat = m;
   if (qcat) consume(toks[qcat->i].b, toks[qcat->i + qcat->n - 1].e);
   auto qcolours = colours.find_all(toks, used);
@@ -682,6 +693,10 @@ AttributeAnnotator::AttributeAnnotator(const std::vector<Pair>& catalogue, const
   impl_->grades = grades;
   impl_->load_lexicon(lexicon, source);
   impl_->mine(catalogue);
+  Impl& m = *impl_;
+  for (const PhraseTable* t : {&m.colours, &m.materials, &m.brands, &m.leaves, &m.heads}) t->collect_words(m.known_words);
+  m.known_words.insert(m.stop_words.begin(), m.stop_words.end());
+  for (PhraseTable* t : {&m.colours, &m.materials, &m.brands, &m.leaves, &m.heads}) t->set_known(&m.known_words);
 }
 
 AttributeAnnotator::~AttributeAnnotator() = default;
