@@ -11,6 +11,7 @@
 #include "ellm/train/adamw.h"
 #include "ellm/util/bench.h"
 #include "ellm/util/blas.h"
+#include "ellm/util/error.h"
 
 namespace ellm::cli {
 

@@ -14,6 +14,7 @@
 #include "ellm/io/safetensors.h"
 #include "ellm/text/cot.h"
 #include "ellm/text/item_text.h"
+#include "ellm/util/config.h"
 #include "ellm/util/error.h"
 
 using namespace ellm;
