@@ -16,6 +16,9 @@ void add_bench(CLI::App& app);
 void add_launch(CLI::App& app);
 // `ellm bench student` (bench_student.cpp), registered by add_bench.
 void add_bench_student(CLI::App& bench);
+void add_tokenizer(CLI::App& app);
+// `ellm bench tokenize` (src/cli/bench_tokenize.cpp), added by add_bench.
+void add_bench_tokenize(CLI::App& bench);
 
 // `ellm --version`: version, libtorch, the BLAS actually loaded, devices.
 std::string version_text();

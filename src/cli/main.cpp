@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   ellm::cli::add_inspect(app);
   ellm::cli::add_prepare(app);
   ellm::cli::add_launch(app);
+  ellm::cli::add_tokenizer(app);
   ellm::cli::add_bench(app);
 
   try {
