@@ -14,6 +14,7 @@ void add_inspect(CLI::App& app);
 void add_prepare(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_launch(CLI::App& app);
+void add_distill(CLI::App& app);
 // `ellm bench student` (bench_student.cpp), registered by add_bench.
 void add_bench_student(CLI::App& bench);
 void add_tokenizer(CLI::App& app);

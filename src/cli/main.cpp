@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   ellm::cli::add_launch(app);
   ellm::cli::add_tokenizer(app);
   ellm::cli::add_bench(app);
+  ellm::cli::add_distill(app);
 
   try {
     app.parse(argc, argv);
