@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   ellm::cli::add_synth(app);
   ellm::cli::add_eval(app);
   ellm::cli::add_annotate(app);
+  ellm::cli::add_distill(app);
 
   try {
     app.parse(argc, argv);
