@@ -57,6 +57,7 @@ void add_bench(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "benchmarks; JSON lines on stdout");
   bench->require_subcommand(1);
   add_bench_gemm(*bench);
+  add_bench_decoder(*bench);
 }
 
 }  // namespace ellm::cli

@@ -14,6 +14,9 @@ void add_inspect(CLI::App& app);
 void add_prepare(CLI::App& app);
 void add_bench(CLI::App& app);
 void add_launch(CLI::App& app);
+void add_plan(CLI::App& app);
+// `ellm bench forward|generate` (bench_decoder.cpp), added by add_bench.
+void add_bench_decoder(CLI::App& bench);
 
 // `ellm --version`: version, libtorch, the BLAS actually loaded, devices.
 std::string version_text();

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   ellm::cli::add_prepare(app);
   ellm::cli::add_launch(app);
   ellm::cli::add_bench(app);
+  ellm::cli::add_plan(app);
 
   try {
     app.parse(argc, argv);
