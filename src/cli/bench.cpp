@@ -59,6 +59,7 @@ void add_bench(CLI::App& app) {
   add_bench_gemm(*bench);
   add_bench_student(*bench);
   add_bench_tokenize(*bench);
+  add_bench_decoder(*bench);
 }
 
 }  // namespace ellm::cli

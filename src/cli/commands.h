@@ -25,6 +25,9 @@ void add_bench_student(CLI::App& bench);
 void add_tokenizer(CLI::App& app);
 // `ellm bench tokenize` (src/cli/bench_tokenize.cpp), added by add_bench.
 void add_bench_tokenize(CLI::App& bench);
+void add_plan(CLI::App& app);
+// `ellm bench forward|generate` (bench_decoder.cpp), added by add_bench.
+void add_bench_decoder(CLI::App& bench);
 
 // `ellm --version`: version, libtorch, the BLAS actually loaded, devices.
 std::string version_text();

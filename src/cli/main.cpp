@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   ellm::cli::add_eval(app);
   ellm::cli::add_annotate(app);
   ellm::cli::add_distill(app);
+  ellm::cli::add_plan(app);
 
   try {
     app.parse(argc, argv);

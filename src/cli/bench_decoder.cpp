@@ -1,0 +1,170 @@
+// ellm bench forward | generate: decoder throughput on random weights (JSON lines).
+// Geometries are configs/models/<name>.json; figures compare with ../shared/PEERS.md.
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "commands.h"
+#include "ellm/models/decoder.h"
+#include "ellm/models/generate.h"
+#include "ellm/train/adamw.h"
+#include "ellm/util/bench.h"
+#include "ellm/util/device.h"
+#include "ellm/util/error.h"
+
+namespace ellm::cli {
+
+double measure_fp32_peak_gflops(int size, double seconds);  // bench.cpp
+
+namespace {
+
+DecoderConfig bench_config(const std::string& name) {
+  std::string path = name;
+  if (!std::filesystem::exists(path)) path = std::string(ELLM_SOURCE_DIR) + "/configs/models/" + name + ".json";
+  return DecoderConfig::load(path);
+}
+
+// Matmul FLOPs of one forward over T tokens of one sequence (attention over all S=T keys
+// as computed, the full-vocabulary head on the kept positions).
+double forward_flops(const DecoderConfig& c, int64_t T, int64_t logits_positions) {
+  double H = c.hidden_size, I = c.intermediate_size, qd = c.num_attention_heads * c.head_dim,
+         kd = c.num_key_value_heads * c.head_dim;
+  double per_token_layer = 2 * (H * qd + 2 * H * kd + qd * H + 3 * H * I) + 4.0 * T * qd;
+  return T * c.num_hidden_layers * per_token_layer + 2.0 * H * c.vocab_size * logits_positions;
+}
+
+void add_forward(CLI::App& bench) {
+  auto* cmd = bench.add_subcommand("forward", "decoder forward tokens/s and fraction of the fp32 matmul peak");
+  static std::vector<std::string> models{"qwen2-tiny", "qwen2-0.5b"}, dtypes{"fp32", "bf16"};
+  static int64_t batch = 1, seq = 256;
+  static double seconds = 3.0;
+  static std::string device = "auto";
+  cmd->add_option("--model", models, "geometries (configs/models/NAME.json or a file)")->delimiter(',')->capture_default_str();
+  cmd->add_option("--dtype", dtypes, "compute dtypes")->delimiter(',')->capture_default_str();
+  cmd->add_option("--batch", batch)->capture_default_str();
+  cmd->add_option("--seq", seq)->capture_default_str();
+  cmd->add_option("--seconds", seconds, "minimum measuring time per case")->capture_default_str();
+  cmd->add_option("--device", device)->capture_default_str();
+  cmd->callback([] {
+    torch::NoGradGuard no_grad;
+    auto dev = resolve_device(device);
+    double peak = dev.is_cpu() ? measure_fp32_peak_gflops(2048, 2.0) : 0.0;
+    if (peak > 0) emit_bench("gemm", {{"n", 2048}, {"dtype", "fp32"}, {"threads", at::get_num_threads()}}, "throughput", peak, "GFLOP/s");
+    for (const auto& name : models) {
+      DecoderConfig cfg = bench_config(name);
+      for (const auto& dt : dtypes) {
+        Decoder m = make_decoder(cfg, parse_dtype(dt), dev, 0);
+        m->eval();
+        auto ids = torch::randint(cfg.vocab_size, {batch, seq}, torch::TensorOptions().dtype(torch::kInt64).device(dev));
+        auto t = time_runs([&] { m->forward(ids); }, 1, 3, seconds);
+        double tokens = static_cast<double>(batch * seq);
+        double gflops = batch * forward_flops(cfg, seq, seq) / t.median_s / 1e9;
+        json extra = {{"median_ms", t.median_s * 1e3}, {"runs", t.runs}, {"gflops", gflops}};
+        if (peak > 0 && dt == "fp32") extra["fraction_of_fp32_peak"] = gflops / peak;
+        emit_bench("decoder_forward",
+                   {{"model", name}, {"dtype", dt}, {"batch", batch}, {"seq", seq}, {"params", m->num_parameters()},
+                    {"threads", at::get_num_threads()}, {"device", dev.str()}},
+                   "throughput", tokens / t.median_s, "tokens/s", extra);
+      }
+    }
+  });
+}
+
+void add_generate_bench(CLI::App& bench) {
+  auto* cmd = bench.add_subcommand("generate", "batched generation with the KV cache: new tokens/s");
+  static std::vector<std::string> models{"qwen2-tiny", "qwen2-0.5b"}, dtypes{"fp32", "bf16"};
+  static std::vector<int64_t> batches{1, 8};
+  static int64_t prompt_len = 128, new_tokens = 64;
+  static double seconds = 3.0;
+  static std::string device = "auto";
+  static bool no_cache = false;
+  cmd->add_option("--model", models, "geometries")->delimiter(',')->capture_default_str();
+  cmd->add_option("--dtype", dtypes)->delimiter(',')->capture_default_str();
+  cmd->add_option("--batch", batches)->delimiter(',')->capture_default_str();
+  cmd->add_option("--prompt", prompt_len, "prompt tokens")->capture_default_str();
+  cmd->add_option("--new", new_tokens, "generated tokens")->capture_default_str();
+  cmd->add_option("--seconds", seconds, "minimum measuring time per case")->capture_default_str();
+  cmd->add_option("--device", device)->capture_default_str();
+  cmd->add_flag("--no-cache", no_cache, "recompute the sequence every step (the cache's speed-up, for reference)");
+  cmd->callback([] {
+    auto dev = resolve_device(device);
+    for (const auto& name : models) {
+      DecoderConfig cfg = bench_config(name);
+      for (const auto& dt : dtypes) {
+        Decoder m = make_decoder(cfg, parse_dtype(dt), dev, 0);
+        for (int64_t b : batches) {
+          auto r = torch::randint(cfg.vocab_size, {b, prompt_len}, torch::kInt64);
+          std::vector<std::vector<int64_t>> prompts(b);
+          for (int64_t i = 0; i < b; ++i) prompts[i] = std::vector<int64_t>(r[i].data_ptr<int64_t>(), r[i].data_ptr<int64_t>() + prompt_len);
+          GenerateOptions opt;
+          opt.max_new_tokens = new_tokens;
+          opt.use_cache = !no_cache;
+          int64_t produced = 0;
+          auto t = time_runs([&] {
+            auto out = generate(m, prompts, opt);
+            produced = 0;
+            for (auto& o : out) produced += o.size();
+          }, 1, 2, seconds);
+          emit_bench("decoder_generate",
+                     {{"model", name}, {"dtype", dt}, {"batch", b}, {"prompt", prompt_len}, {"new", new_tokens},
+                      {"cache", !no_cache}, {"threads", at::get_num_threads()}, {"device", dev.str()}},
+                     "throughput", produced / t.median_s, "new tokens/s", {{"median_ms", t.median_s * 1e3}, {"runs", t.runs}});
+        }
+      }
+    }
+  });
+}
+
+// Full fine-tuning steps (forward, next-token loss over every position, backward,
+// clipping, AdamW) as PEERS.md's transformers figure measures them.
+void add_train_bench(CLI::App& bench) {
+  auto* cmd = bench.add_subcommand("train-decoder", "decoder training steps (forward+backward+AdamW): tokens/s");
+  static std::vector<std::string> models{"qwen2-tiny"}, dtypes{"fp32", "bf16"};
+  static int64_t batch = 4, seq = 256;
+  static double seconds = 5.0;
+  static bool checkpointing = false;
+  static std::string device = "auto";
+  cmd->add_option("--model", models, "geometries")->delimiter(',')->capture_default_str();
+  cmd->add_option("--dtype", dtypes)->delimiter(',')->capture_default_str();
+  cmd->add_option("--batch", batch)->capture_default_str();
+  cmd->add_option("--seq", seq)->capture_default_str();
+  cmd->add_option("--seconds", seconds, "minimum measuring time per case")->capture_default_str();
+  cmd->add_flag("--gradient-checkpointing", checkpointing, "recompute each layer in backward");
+  cmd->add_option("--device", device)->capture_default_str();
+  cmd->callback([] {
+    auto dev = resolve_device(device);
+    for (const auto& name : models) {
+      DecoderConfig cfg = bench_config(name);
+      for (const auto& dt : dtypes) {
+        Decoder m = make_decoder(cfg, parse_dtype(dt), dev, 0);
+        m->train();
+        m->set_gradient_checkpointing(checkpointing);
+        AdamW opt(m->base_parameters(), AdamWOptions{});
+        auto ids = torch::randint(cfg.vocab_size, {batch, seq}, torch::TensorOptions().dtype(torch::kInt64).device(dev));
+        auto t = time_runs([&] {
+          opt.zero_grad();
+          torch::Tensor logits = m->forward(ids.narrow(1, 0, seq - 1));
+          torch::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, cfg.vocab_size}),
+                                                                    ids.narrow(1, 1, seq - 1).reshape({-1}));
+          loss.backward();
+          clip_grad_norm(m->base_parameters(), 1.0);
+          opt.step(1e-4);
+        }, 1, 3, seconds);
+        emit_bench("decoder_train",
+                   {{"model", name}, {"dtype", dt}, {"batch", batch}, {"seq", seq}, {"gradient_checkpointing", checkpointing},
+                    {"params", m->num_parameters()}, {"threads", at::get_num_threads()}, {"device", dev.str()}},
+                   "throughput", batch * seq / t.median_s, "tokens/s", {{"median_ms", t.median_s * 1e3}, {"runs", t.runs}});
+      }
+    }
+  });
+}
+
+}  // namespace
+
+void add_bench_decoder(CLI::App& bench) {
+  add_forward(bench);
+  add_generate_bench(bench);
+  add_train_bench(bench);
+}
+
+}  // namespace ellm::cli
