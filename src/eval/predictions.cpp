@@ -1,4 +1,5 @@
 #include "ellm/eval/predictions.h"
+#include "ellm/models/student.h"
 
 #include <cmath>
 #include <filesystem>
@@ -141,10 +142,23 @@ std::vector<Prediction> load_predictions(const PredictionSource& source, const s
       if (!config.contains("model_type") || !config["model_type"].is_string())
         fail("{}: missing string field 'model_type'", config_path.string());
       const std::string type = config["model_type"].get<std::string>();
-      if (type == "ellm-cross-encoder" || type == "ellm-two-tower")
-        fail("{}: scoring student models (model_type '{}') is not available in this build of ellm eval (the student "
-             "scorer, models/student.h, is not linked in); score the pairs elsewhere and pass --scores FILE",
-             source.path, type);
+      if (type == "ellm-cross-encoder" || type == "ellm-two-tower") {
+        auto probs = student_grade_probs(source.path, pairs, source.batch);
+        ELLM_CHECK(probs.size() == pairs.size(), "{}: {} predictions for {} pairs", source.path, probs.size(),
+                   pairs.size());
+        preds.resize(pairs.size());
+        for (size_t i = 0; i < pairs.size(); ++i) {
+          if (static_cast<int>(probs[i].size()) != scale.size())
+            fail("{}: the model predicts {} grades but the pairs' scale has {}", source.path, probs[i].size(),
+                 scale.size());
+          preds[i].grade_probs.assign(probs[i].begin(), probs[i].end());
+          double expected = 0;
+          for (int g = 0; g < scale.size(); ++g) expected += probs[i][g] * scale.values[g];
+          preds[i].score = expected;
+        }
+        desc = {{"kind", "model"}, {"path", source.path}, {"model_type", type}};
+        break;
+      }
       if (type == "qwen2" || type == "llama")
         fail("{}: scoring a teacher (model_type '{}') is not available in this build of ellm eval; run `ellm "
              "teacher --model {} --pairs ... --out DIR` and pass --scores DIR/teacher.jsonl",

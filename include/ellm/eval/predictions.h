@@ -47,9 +47,10 @@ struct PredictionSource {
 // Predictions for `pairs`, in their order. `info` (if given) receives a JSON
 // description of the source for the report ("kind", "path", "model_type", ...).
 // The single place where model kinds are dispatched: students
-// (model_type "ellm-cross-encoder" / "ellm-two-tower") and teachers
-// (qwen2 / llama) are scored here once their scorers are part of the build;
-// until then `--model` says so instead of producing anything.
+// (model_type "ellm-cross-encoder" / "ellm-two-tower") are scored in-process
+// (models/student.h; score = expected grade value); a teacher (qwen2 / llama)
+// is scored by `ellm teacher`, whose teacher.jsonl is then read with --scores
+// (generation is a stage of its own: resumable, sharded) — `--model` says so.
 std::vector<Prediction> load_predictions(const PredictionSource& source, const std::vector<Pair>& pairs,
                                          const GradeScale& scale, json* info = nullptr);
 
