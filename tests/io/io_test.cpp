@@ -9,6 +9,8 @@
 #include <fstream>
 #include <string>
 
+#include <unistd.h>
+
 #include "ellm/io/atomic_file.h"
 #include "ellm/io/jsonl.h"
 #include "ellm/io/safetensors.h"
