@@ -40,8 +40,8 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const torch::TensorOptions& o
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-  // As transformers: normalise in fp32, cast back, then scale.
-  torch::Tensor h = x.to(torch::kFloat32);
+  // As transformers: normalise in fp32 (fp64 stays fp64), cast back, then scale.
+  torch::Tensor h = x.scalar_type() == torch::kFloat64 ? x : x.to(torch::kFloat32);
   h = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * h.to(x.scalar_type());
 }
@@ -111,7 +111,8 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope& rope, c
   // G query heads of one kv head are stacked along the time axis of one matmul.
   torch::Tensor qg = q.reshape({B, KV, G * T, D});
   torch::Tensor scores = torch::matmul(qg, k.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(D)));
-  scores = scores.view({B, KV, G, T, S}).to(torch::kFloat32);
+  // Softmax in fp32 (fp64 for an fp64 model: gradient checks).
+  scores = scores.view({B, KV, G, T, S}).to(x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32);
   if (bias.defined()) scores = scores + bias;
   torch::Tensor probs = torch::softmax(scores, -1).to(x.scalar_type());
   torch::Tensor out = torch::matmul(probs.view({B, KV, G * T, S}), v);  // [B,KV,G*T,D]

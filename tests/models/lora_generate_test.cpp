@@ -129,7 +129,7 @@ TEST(Lora, SaveLoadAndMergeEqualBasePlusAdapter) {
     EXPECT_TRUE(lora_parameters(reloaded).empty());
     auto merged = reloaded->forward(ids);
     double tol = dtype == torch::kFloat32 ? 1e-4 : 5e-2;
-    EXPECT_GT((with_adapter - base_only).abs().max().item<double>(), 10 * tol);
+    EXPECT_GT((with_adapter - base_only).abs().max().item<double>(), 4 * tol);
     EXPECT_TRUE(torch::allclose(merged, with_adapter, tol, tol)) << (merged - with_adapter).abs().max();
     // The merged model saves as a plain HF model.
     auto merged_dir = temp_dir("merged");
@@ -181,8 +181,14 @@ TEST(Generate, StopIdsEndRowsAndCallbackSeesEveryStep) {
   GenerateOptions opt;
   opt.max_new_tokens = 8;
   auto free_run = generate(m, prompts, opt);
-  // Stop at the third token of row 0: it is excluded, row 1 continues unless it hits it.
-  opt.stop_ids = {free_run[0][2]};
+  // Stop at the first token of row 0 not seen before in it: it is excluded, row 1
+  // continues unless it hits it.
+  size_t k = 1;
+  while (k < free_run[0].size() &&
+         std::find(free_run[0].begin(), free_run[0].begin() + k, free_run[0][k]) != free_run[0].begin() + k)
+    ++k;
+  ASSERT_LT(k, free_run[0].size());
+  opt.stop_ids = {free_run[0][k]};
   int64_t steps = 0;
   auto stopped = generate(m, prompts, opt, nullptr, [&](int64_t step, const torch::Tensor& logits, const torch::Tensor& chosen) {
     EXPECT_EQ(step, steps++);
@@ -190,8 +196,8 @@ TEST(Generate, StopIdsEndRowsAndCallbackSeesEveryStep) {
     EXPECT_EQ(logits.scalar_type(), torch::kFloat32);
     EXPECT_EQ(chosen.size(0), 2);
   });
-  EXPECT_EQ(stopped[0], std::vector<int64_t>(free_run[0].begin(), free_run[0].begin() + 2));
-  auto it = std::find(free_run[1].begin(), free_run[1].end(), free_run[0][2]);
+  EXPECT_EQ(stopped[0], std::vector<int64_t>(free_run[0].begin(), free_run[0].begin() + k));
+  auto it = std::find(free_run[1].begin(), free_run[1].end(), free_run[0][k]);
   EXPECT_EQ(stopped[1], std::vector<int64_t>(free_run[1].begin(), it));
   EXPECT_THROW(generate(m, {{99}}, opt), Error);
 }
