@@ -302,3 +302,23 @@ TEST(Aggregate, MeanStdOverSeedsAndPairedDeltas) {
   EXPECT_CONTAINS(error_of([&] { aggregate_reports(find_reports({d.string()})); }), "are both cross-encoder / ce seed '1'");
   fs::remove_all(d);
 }
+
+TEST(Report, TeacherCotParseRateAndVerdictAccuracy) {
+  EvalInput in = dev_input();
+  in.pairs[0].truth = {{"brand", "match"}, {"category", "match"}};
+  in.pairs[1].truth = {{"brand", "mismatch"}};
+  in.preds[0].cot = "[brand] query: \"grey\" | item: \"Grey\" | match\n[conclusion] exact\n";
+  in.preds[1].cot = "[brand] query: \"grey\" | item: \"Red\" | match\n[conclusion] irrelevant\n";
+  in.preds[2].cot = "not a cot";
+  EvalOptions opt;
+  opt.bootstrap = 0;
+  json t = evaluate(in, nullptr, opt)["teacher_cot"];
+  EXPECT_EQ(t["pairs_with_cot"], 3);
+  EXPECT_EQ(t["parsed"], 2);
+  EXPECT_NEAR(t["parse_rate"].get<double>(), 2.0 / 3.0, 1e-12);
+  EXPECT_EQ(t["parse_failures"]["missing_tag"], 1);
+  // brand: 1 of 2 right; category: stated in the truth, missing from the CoT
+  EXPECT_NEAR(t["verdict_accuracy"].get<double>(), 1.0 / 3.0, 1e-12);
+  EXPECT_NEAR(t["verdict_accuracy_per_dimension"]["brand"]["accuracy"].get<double>(), 0.5, 1e-12);
+  EXPECT_EQ(t["verdict_accuracy_per_dimension"]["category"]["missing"], 1);
+}
