@@ -21,11 +21,13 @@ void add_bench_student(CLI::App& bench);
 void add_annotate(CLI::App& app);
 void add_distill(CLI::App& app);
 // `ellm bench student` (bench_student.cpp), registered by add_bench.
-void add_bench_student(CLI::App& bench);
 void add_tokenizer(CLI::App& app);
 // `ellm bench tokenize` (src/cli/bench_tokenize.cpp), added by add_bench.
 void add_bench_tokenize(CLI::App& bench);
 void add_plan(CLI::App& app);
+void add_model(CLI::App& app);
+void add_generate(CLI::App& app);
+void add_finetune(CLI::App& app);
 // `ellm bench forward|generate` (bench_decoder.cpp), added by add_bench.
 void add_bench_decoder(CLI::App& bench);
 

@@ -47,6 +47,9 @@ int main(int argc, char** argv) {
   ellm::cli::add_annotate(app);
   ellm::cli::add_distill(app);
   ellm::cli::add_plan(app);
+  ellm::cli::add_model(app);
+  ellm::cli::add_generate(app);
+  ellm::cli::add_finetune(app);
 
   try {
     app.parse(argc, argv);
