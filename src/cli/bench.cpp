@@ -58,6 +58,7 @@ void add_bench(CLI::App& app) {
   bench->require_subcommand(1);
   add_bench_gemm(*bench);
   add_bench_student(*bench);
+  add_bench_teacher(*bench);
 }
 
 }  // namespace ellm::cli

@@ -19,6 +19,10 @@ void add_eval(CLI::App& app);
 // `ellm bench student` (bench_student.cpp), registered by add_bench.
 void add_bench_student(CLI::App& bench);
 void add_annotate(CLI::App& app);
+void add_teacher(CLI::App& app);
+void add_serve(CLI::App& app);
+// `ellm bench teacher` (bench_teacher.cpp), registered by add_bench.
+void add_bench_teacher(CLI::App& bench);
 
 // `ellm --version`: version, libtorch, the BLAS actually loaded, devices.
 std::string version_text();

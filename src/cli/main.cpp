@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
   ellm::cli::add_synth(app);
   ellm::cli::add_eval(app);
   ellm::cli::add_annotate(app);
+  ellm::cli::add_teacher(app);
+  ellm::cli::add_serve(app);
 
   try {
     app.parse(argc, argv);
