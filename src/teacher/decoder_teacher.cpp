@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <tuple>
 
@@ -31,16 +32,12 @@ namespace {
 
 // The small JSON `ellm finetune` leaves next to the model: which prompt and chat templates it trained with.
 json read_teacher_json(const std::string& dir) {
-  for (const char* name : {"ellm_teacher.json"}) {
-    fs::path p = fs::path(dir) / name;
-    if (fs::is_regular_file(p)) {
-      std::ifstream in(p);
-      json j = json::parse(in, nullptr, false);
-      if (j.is_discarded() || !j.is_object()) fail("{}: not a JSON object", p.string());
-      return j;
-    }
-  }
-  return json::object();
+  fs::path p = fs::path(dir) / "ellm_teacher.json";
+  if (!fs::is_regular_file(p)) return json::object();
+  std::ifstream in(p);
+  json j = json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) fail("{}: not a JSON object", p.string());
+  return j;
 }
 
 }  // namespace
