@@ -60,6 +60,7 @@ void add_bench(CLI::App& app) {
   add_bench_student(*bench);
   add_bench_tokenize(*bench);
   add_bench_decoder(*bench);
+  add_bench_teacher(*bench);
 }
 
 }  // namespace ellm::cli

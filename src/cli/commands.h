@@ -30,6 +30,10 @@ void add_generate(CLI::App& app);
 void add_finetune(CLI::App& app);
 // `ellm bench forward|generate` (bench_decoder.cpp), added by add_bench.
 void add_bench_decoder(CLI::App& bench);
+void add_teacher(CLI::App& app);
+void add_serve(CLI::App& app);
+// `ellm bench teacher` (bench_teacher.cpp), registered by add_bench.
+void add_bench_teacher(CLI::App& bench);
 
 // `ellm --version`: version, libtorch, the BLAS actually loaded, devices.
 std::string version_text();

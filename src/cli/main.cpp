@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
   ellm::cli::add_model(app);
   ellm::cli::add_generate(app);
   ellm::cli::add_finetune(app);
+  ellm::cli::add_teacher(app);
+  ellm::cli::add_serve(app);
 
   try {
     app.parse(argc, argv);
