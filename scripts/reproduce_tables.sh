@@ -177,10 +177,16 @@ stage_tokenizer() {
     sed -n -e 's/.*"query"[ ]*:[ ]*"\(\([^"\\]\|\\.\)*\)".*/\1/p' -e 's/.*"title"[ ]*:[ ]*"\(\([^"\\]\|\\.\)*\)".*/\1/p' \
       "$D/train.pairs.jsonl" | sed 's/\\"/"/g' > "$T/corpus.txt"
   fi
-  run "$ELLM" tokenizer train --input "$T/corpus.txt" --model-type unigram --vocab-size "$TEACHER_VOCAB" \
-    --out "$T/teacher.model"
+  # The teacher also reads its prompt and writes CoTs: their words belong in its vocabulary,
+  # and the chat-format markers must stay whole.
+  if [ "$DRY" = 0 ]; then
+    { cat "$T/corpus.txt"; cat "$ROOT/configs/prompts/teacher.json"; head -n 5000 "$A/all/annotations.jsonl"; } \
+      > "$T/teacher-corpus.txt"
+  fi
+  run "$ELLM" tokenizer train --input "$T/teacher-corpus.txt" --model-type unigram --vocab-size "$TEACHER_VOCAB" \
+    --user-symbols '<|im_start|>,<|im_end|>,<|endoftext|>' --model-prefix "$T/teacher"
   run "$ELLM" tokenizer train --input "$T/corpus.txt" --model-type unigram --vocab-size "$STUDENT_VOCAB" \
-    --out "$T/student.model"
+    --model-prefix "$T/student"
   mark_done "$T"
 }
 
@@ -224,7 +230,7 @@ stage_teacher() {
   done
   # rule-BIO control: the same target files, built from the attribute annotator's
   # CoTs instead of the teacher's generations.
-  pool_run teacher-rule run "$ELLM" teacher --cot-from "$A/all/annotations.jsonl" --pairs "$D/train.pairs.jsonl" \
+  pool_run teacher-rule run "$ELLM" teacher from-annotations --annotations "$A/all/annotations.jsonl" --pairs "$D/train.pairs.jsonl" \
     --student-tokenizer "$T/student.model" --out "$TO/rule"
   pool_wait
   # One target set for all of train, each pair labelled by the teacher that did not see it.

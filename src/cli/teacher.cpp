@@ -10,6 +10,7 @@
 #include "ellm/io/safetensors.h"
 #include "ellm/teacher/decoder_teacher.h"
 #include "ellm/teacher/driver.h"
+#include "ellm/teacher/record.h"
 #include "ellm/teacher/targets_writer.h"
 #include "ellm/text/tokenizer.h"
 #include "ellm/train/distributed.h"
@@ -82,6 +83,99 @@ void inspect_targets(const std::string& dir, const std::string& id) {
   }
 }
 
+
+// The student-target settings every teacher output shares (defaults + --config/--set).
+TargetsConfig targets_config(const json& cfg, const GradeScale& grades, const std::string& student_tok) {
+  TargetsConfig tc;
+  tc.grades = grades;
+  tc.student = load_tokenizer(student_tok);
+  tc.limits.max_length = cfg["targets"]["max_length"].get<int64_t>();
+  tc.limits.max_query_tokens = cfg["targets"]["max_query_tokens"].get<int64_t>();
+  tc.factors = AttentionFactors::from_json(cfg["targets"]["attention_factors"]);
+  tc.metadata = {{"student_tokenizer_path", std::filesystem::absolute(student_tok).string()}};
+  return tc;
+}
+
+// `ellm teacher from-annotations`: the same outputs with the CoT taken from annotations.jsonl
+// instead of generated — the rule-BIO control of DESIGN §6 (what the teacher adds over the
+// annotator's own CoT). The distribution is the annotation's grade (one-hot); pairs without
+// an annotation get a uniform distribution and no CoT targets.
+void teacher_from_annotations(const std::string& annotations, const std::string& pairs_path,
+                              const std::string& student_tok, const std::string& out, const json& cfg) {
+  GradeScale grades = grade_scale_for(pairs_path);
+  std::vector<Pair> pairs = read_pairs(pairs_path);
+  std::map<std::string, std::pair<std::string, int>> by_id;  // id → (cot text, grade)
+  for_each_jsonl(annotations, [&](const json& j, const JsonlReader& r) {
+    if (j.value("flagged", false)) return;
+    if (!j.contains("id") || !j["id"].is_string()) fail("{}: missing string field 'id'", r.where());
+    if (!j.contains("cot")) fail("{}: missing field 'cot'", r.where());
+    const json& c = j["cot"];
+    std::string text = c.is_string() ? c.get<std::string>() : c.value("text", "");
+    if (text.empty()) fail("{}: 'cot' has no text", r.where());
+    if (!j.contains("grade") || !j["grade"].is_number_integer()) fail("{}: missing integer field 'grade'", r.where());
+    int g = j["grade"].get<int>();
+    if (g < 0 || g >= grades.size()) fail("{}: grade {} outside the scale ({} grades)", r.where(), g, grades.size());
+    by_id[j["id"].get<std::string>()] = {text, g};
+  });
+  std::vector<TeacherRecord> records;
+  records.reserve(pairs.size());
+  int64_t annotated = 0;
+  for (const auto& p : pairs) {
+    auto it = by_id.find(p.id);
+    if (it == by_id.end()) {
+      records.push_back(make_teacher_record(p, nullptr, std::vector<double>(grades.size(), 1.0 / grades.size()), grades));
+      continue;
+    }
+    ++annotated;
+    std::vector<double> probs(grades.size(), 0.0);
+    probs[it->second.second] = 1.0;
+    records.push_back(make_teacher_record(p, &it->second.first, probs, grades));
+  }
+  TargetsConfig tc = targets_config(cfg, grades, student_tok);
+  tc.metadata["teacher"] = "annotations:" + annotations;
+  tc.metadata["pairs"] = pairs_path;
+  json stats = write_teacher_outputs(out, records, tc);
+  save_resolved_config(out, cfg);
+  spdlog::info("teacher from-annotations: {} pairs, {} with an annotation → {}", pairs.size(), annotated, out);
+  std::cout << stats.dump(2) << "\n";
+}
+
+// `ellm teacher merge`: teacher outputs of several runs (e.g. the K out-of-fold teachers,
+// each over its held-out fold) joined into one, in the order of --pairs; every pair must be
+// labelled exactly once. Targets are rebuilt from the records with the shards' settings.
+void merge_teacher_outputs(const std::string& pairs_path, const std::vector<std::string>& dirs, const std::string& out,
+                           const json& cfg) {
+  GradeScale grades = grade_scale_for(pairs_path);
+  std::vector<Pair> pairs = read_pairs(pairs_path);
+  std::map<std::string, std::pair<TeacherRecord, std::string>> by_id;
+  std::string student_tok;
+  std::vector<std::string> teachers;
+  for (const auto& dir : dirs) {
+    SafetensorsFile st(dir + "/targets.safetensors");
+    std::string tok = tokenizer_path_from_metadata(st.metadata());
+    if (student_tok.empty()) student_tok = tok;
+    if (tok != student_tok) fail("{}: student tokenizer {} differs from the first shard's {}", dir, tok, student_tok);
+    if (st.metadata().count("teacher")) teachers.push_back(st.metadata().at("teacher"));
+    for_each_jsonl(dir + "/teacher.jsonl", [&](const json& j, const JsonlReader& r) {
+      TeacherRecord rec = teacher_record_from_json(j, r.where(), grades);
+      auto [it, fresh] = by_id.emplace(rec.id, std::pair{rec, r.where()});
+      if (!fresh) fail("{}: pair '{}' already labelled at {}", r.where(), rec.id, it->second.second);
+    });
+  }
+  std::vector<TeacherRecord> records;
+  for (const auto& p : pairs) {
+    auto it = by_id.find(p.id);
+    if (it == by_id.end()) fail("ellm teacher merge: pair '{}' of {} is in none of the inputs", p.id, pairs_path);
+    records.push_back(it->second.first);
+  }
+  TargetsConfig tc = targets_config(cfg, grades, student_tok);
+  tc.metadata["teacher"] = json(teachers).dump();
+  tc.metadata["pairs"] = pairs_path;
+  json stats = write_teacher_outputs(out, records, tc);
+  spdlog::info("teacher merge: {} pairs from {} inputs → {}", records.size(), dirs.size(), out);
+  std::cout << stats.dump(2) << "\n";
+}
+
 }  // namespace
 
 void add_teacher(CLI::App& app) {
@@ -110,8 +204,26 @@ void add_teacher(CLI::App& app) {
   inspect->add_option("id", inspect_id, "pair id")->required();
   inspect->callback([] { inspect_targets(targets_dir, inspect_id); });
 
-  cmd->callback([cmd, inspect] {
-    if (inspect->parsed()) return;
+  auto* from_ann = cmd->add_subcommand("from-annotations",
+                                       "teacher outputs from annotations.jsonl CoTs (the rule-BIO control)");
+  static std::string ann_path;
+  from_ann->add_option("--annotations", ann_path, "annotations.jsonl (ellm annotate)")->required();
+  from_ann->add_option("--pairs", pairs_path, "pairs.jsonl")->required();
+  from_ann->add_option("--student-tokenizer", student_tok, "the student's tokenizer")->required();
+  from_ann->add_option("--out", out, "output directory")->required();
+  add_config_options(from_ann, config);
+  from_ann->callback([] { teacher_from_annotations(ann_path, pairs_path, student_tok, out, config.resolve(teacher_defaults())); });
+
+  auto* merge = cmd->add_subcommand("merge", "join teacher output directories (e.g. out-of-fold teachers) in pairs order");
+  static std::vector<std::string> merge_dirs;
+  merge->add_option("--pairs", pairs_path, "pairs.jsonl that fixes the order; each pair labelled exactly once")->required();
+  merge->add_option("--out", out, "output directory")->required();
+  merge->add_option("dirs", merge_dirs, "teacher output directories")->required();
+  add_config_options(merge, config);
+  merge->callback([] { merge_teacher_outputs(pairs_path, merge_dirs, out, config.resolve(teacher_defaults())); });
+
+  cmd->callback([cmd, inspect, from_ann, merge] {
+    if (inspect->parsed() || from_ann->parsed() || merge->parsed()) return;
     for (auto [name, value] : {std::pair{"--model", &model}, {"--pairs", &pairs_path},
                                {"--student-tokenizer", &student_tok}, {"--out", &out}})
       if (value->empty()) fail("ellm teacher: {} is required", name);
