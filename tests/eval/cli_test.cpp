@@ -110,7 +110,8 @@ TEST(EvalCli, ClearErrors) {
   Result r = sh(ellm + " eval --model " + (d / "student").string() + " --pairs " + (d / "pairs.jsonl").string() +
                 " --out " + (d / "o").string());
   EXPECT_NE(r.rc, 0);
-  EXPECT_NE(r.out.find("not available in this build"), std::string::npos) << r.out;
+  // A student directory without its settings and weights is refused, naming the file.
+  EXPECT_NE(r.out.find("config.json"), std::string::npos) << r.out;
   std::ofstream((d / "bad.jsonl").string()) << "{\"id\":\"p0\",\"score\":0.5}\n";
   r = sh(ellm + " eval --scores " + (d / "bad.jsonl").string() + " --pairs " + (d / "pairs.jsonl").string() +
          " --out " + (d / "o").string());

@@ -209,7 +209,11 @@ TEST(Predictions, ModelDirectoriesSayWhatIsMissing) {
   fs::path d = temp_dir("model");
   write_file_atomic((d / "config.json").string(), R"({"model_type": "ellm-cross-encoder"})");
   PredictionSource src{PredictionSource::Kind::model, d.string(), 8};
-  EXPECT_CONTAINS(error_of([&] { load_predictions(src, dev_pairs(), GradeScale{}); }), "not available in this build");
+  // a student directory with no settings or weights is refused, naming the file
+  EXPECT_CONTAINS(error_of([&] { load_predictions(src, dev_pairs(), GradeScale{}); }), "config.json");
+  // a teacher is scored by `ellm teacher`, and eval says so
+  write_file_atomic((d / "config.json").string(), R"({"model_type": "qwen2"})");
+  EXPECT_CONTAINS(error_of([&] { load_predictions(src, dev_pairs(), GradeScale{}); }), "ellm teacher");
   write_file_atomic((d / "config.json").string(), R"({"model_type": "bert"})");
   EXPECT_CONTAINS(error_of([&] { load_predictions(src, dev_pairs(), GradeScale{}); }), "model_type 'bert'");
   fs::remove_all(d);

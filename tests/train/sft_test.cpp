@@ -179,7 +179,7 @@ TEST(Sft, LossIsOnResponseTokensOnly) {
       break;
     }
   ASSERT_GE(first, 0);
-  EXPECT_EQ(f.tok.decode(std::vector<int64_t>(ex.ids.begin() + first, ex.ids.begin() + first + target.size())), target);
+  EXPECT_EQ(f.tok.decode(std::vector<int64_t>(ex.ids.begin() + first, ex.ids.begin() + first + target.size()), false), target);
   SftTask task(make_decoder(tiny_config(), torch::kFloat32, torch::kCPU, 1), f.examples, {}, options(false));
   // Loss of one example == hand-computed CE over its response tokens.
   auto l = task.loss({0});
@@ -211,7 +211,7 @@ TEST(Sft, TinyTeacherOverfitsAndReproducesTheCot) {
   g.max_new_tokens = static_cast<int64_t>(ex.ids.size() - first) + 2;
   g.stop_ids = {258};
   auto out = generate(task.model(), {std::vector<int64_t>(ex.ids.begin(), ex.ids.begin() + first)}, g);
-  EXPECT_EQ(f.tok.decode(out[0]), f.tok.decode(std::vector<int64_t>(ex.ids.begin() + first, ex.ids.end() - 2)));
+  EXPECT_EQ(f.tok.decode(out[0], false), f.tok.decode(std::vector<int64_t>(ex.ids.begin() + first, ex.ids.end() - 2), false));
   // final/ is a loadable HF model with the teacher's metadata.
   EXPECT_TRUE(fs::exists(fs::path(dir) / "final" / "config.json"));
   EXPECT_TRUE(fs::exists(fs::path(dir) / "final" / "ellm_teacher.json"));
