@@ -91,6 +91,9 @@ class Batcher {
       }
       std::vector<Request> requests;
       for (auto& e : batch) requests.push_back(std::move(e.request));
+      // Counted before any caller is answered, so that a caller sees its own batch counted.
+      batches_ += 1;
+      items_ += batch.size();
       try {
         std::vector<Response> responses = handler_(requests);
         if (responses.size() != batch.size()) throw std::runtime_error("batch handler returned the wrong number of responses");
@@ -98,8 +101,6 @@ class Batcher {
       } catch (...) {
         for (auto& e : batch) e.promise.set_exception(std::current_exception());
       }
-      batches_ += 1;
-      items_ += batch.size();
     }
   }
 
