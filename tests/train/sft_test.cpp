@@ -225,24 +225,21 @@ TEST(Sft, TinyTeacherOverfitsAndReproducesTheCot) {
   fs::remove_all(dir);
 }
 
-// KNOWN DEFECT (left open, see the closing note of 2026-12-01): with LoRA dropout > 0 the
-// resumed run's adapter weights differ from the uninterrupted run's — the dropout masks after a
-// resume are not the same draws. Disabled so that the suite stays meaningful; the test below
-// pins that everything else (weights, optimizer, schedule, data position) resumes exactly.
-TEST(Sft, DISABLED_LoraResumeEqualsUninterrupted) {
-  auto dir = fresh_dir("resume");
+// Trains 6 steps straight, and 3 + resume from the step-2 checkpoint: the weights must be equal.
+void expect_resume_exact(const SftOptions& opts, const std::string& name) {
+  auto dir = fresh_dir(name);
   Fixture f(dir);
   Distributed single;
   auto cfg = train_config(6);
   cfg.save_every = 2;
-  SftTask full(make_decoder(tiny_config(), torch::kFloat32, torch::kCPU, 4), f.examples, {}, options(true));
+  SftTask full(make_decoder(tiny_config(), torch::kFloat32, torch::kCPU, 4), f.examples, {}, opts);
   Trainer(cfg, dir + "/full", single).fit(full, false);
 
-  SftTask first(make_decoder(tiny_config(), torch::kFloat32, torch::kCPU, 4), f.examples, {}, options(true));
+  SftTask first(make_decoder(tiny_config(), torch::kFloat32, torch::kCPU, 4), f.examples, {}, opts);
   Trainer interrupted(cfg, dir + "/split", single);
   interrupted.set_stop_after(3);
   interrupted.fit(first, false);
-  SftTask second(make_decoder(tiny_config(), torch::kFloat32, torch::kCPU, 4), f.examples, {}, options(true));
+  SftTask second(make_decoder(tiny_config(), torch::kFloat32, torch::kCPU, 4), f.examples, {}, opts);
   Trainer(cfg, dir + "/split", single).fit(second, true);
   auto a = full.trainable_parameters(), b = second.trainable_parameters();
   ASSERT_EQ(a.size(), b.size());
@@ -254,29 +251,14 @@ TEST(Sft, DISABLED_LoraResumeEqualsUninterrupted) {
   fs::remove_all(dir);
 }
 
-TEST(Sft, LoraResumeWithoutDropoutEqualsUninterrupted) {
-  auto dir = fresh_dir("resume-nodrop");
-  Fixture f(dir);
-  Distributed single;
-  auto cfg = train_config(6);
-  cfg.save_every = 2;
-  SftTask full(make_decoder(tiny_config(), torch::kFloat32, torch::kCPU, 4), f.examples, {}, options_without_dropout());
-  Trainer(cfg, dir + "/full", single).fit(full, false);
+// KNOWN DEFECT (left open, see the closing note of 2026-12-01): with LoRA dropout > 0 the
+// resumed run's adapter weights differ from the uninterrupted run's — the dropout masks after a
+// resume are not the same draws. Disabled so that the suite stays meaningful; the test below
+// pins that everything else (weights, optimizer, schedule, data position) resumes exactly.
+TEST(Sft, DISABLED_LoraResumeEqualsUninterrupted) { expect_resume_exact(options(true), "resume"); }
 
-  SftTask first(make_decoder(tiny_config(), torch::kFloat32, torch::kCPU, 4), f.examples, {}, options_without_dropout());
-  Trainer interrupted(cfg, dir + "/split", single);
-  interrupted.set_stop_after(3);
-  interrupted.fit(first, false);
-  SftTask second(make_decoder(tiny_config(), torch::kFloat32, torch::kCPU, 4), f.examples, {}, options_without_dropout());
-  Trainer(cfg, dir + "/split", single).fit(second, true);
-  auto a = full.trainable_parameters(), b = second.trainable_parameters();
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i].second, b[i].second)) << a[i].first;
-  // The LoRA final dir is a merged HF model by default.
-  EXPECT_FALSE(fs::exists(fs::path(dir) / "full" / "final" / "adapter_config.json"));
-  auto merged = load_decoder(dir + "/full/final", torch::kFloat32, torch::kCPU);
-  EXPECT_EQ(merged->config().vocab_size, 259);
-  fs::remove_all(dir);
+TEST(Sft, LoraResumeWithoutDropoutEqualsUninterrupted) {
+  expect_resume_exact(options_without_dropout(), "resume-nodrop");
 }
 
 TEST(Sft, TwoGlooRanksEqualOneProcess) {
