@@ -8,6 +8,7 @@
 #include "ellm/util/config.h"
 #include "ellm/util/error.h"
 #include "ellm/util/strings.h"
+#include "ellm/util/build_paths.h"
 
 namespace ellm {
 
@@ -15,7 +16,7 @@ namespace ellm {
 // (shipped configs), like prompt templates.
 static std::string resolve_shipped(const std::string& path) {
   if (path.empty() || std::filesystem::exists(path) || std::filesystem::path(path).is_absolute()) return path;
-  auto shipped = std::filesystem::path(ELLM_SOURCE_DIR) / path;
+  auto shipped = std::filesystem::path(ellm::source_dir()) / path;
   return std::filesystem::exists(shipped) ? shipped.string() : path;
 }
 

@@ -11,6 +11,7 @@
 #include "ellm/util/bench.h"
 #include "ellm/util/device.h"
 #include "ellm/util/error.h"
+#include "ellm/util/build_paths.h"
 
 namespace ellm::cli {
 
@@ -20,7 +21,7 @@ namespace {
 
 DecoderConfig bench_config(const std::string& name) {
   std::string path = name;
-  if (!std::filesystem::exists(path)) path = std::string(ELLM_SOURCE_DIR) + "/configs/models/" + name + ".json";
+  if (!std::filesystem::exists(path)) path = ellm::source_dir() + "/configs/models/" + name + ".json";
   return DecoderConfig::load(path);
 }
 

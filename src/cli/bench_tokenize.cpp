@@ -15,6 +15,7 @@
 #include "ellm/util/bench.h"
 #include "ellm/util/error.h"
 #include "ellm/util/strings.h"
+#include "ellm/util/build_paths.h"
 
 namespace ellm::cli {
 namespace {
@@ -78,7 +79,7 @@ std::string shell_quote(const std::string& s) {
 void add_bench_tokenize(CLI::App& bench) {
   auto* cmd = bench.add_subcommand("tokenize", "tokenizer encode throughput (MB/s, one thread), vs the JS reference");
   static std::vector<std::string> tokenizers;
-  static std::string corpus = std::string(ELLM_SOURCE_DIR) + "/tests/data/tokenizer/corpus.jsonl";
+  static std::string corpus = ellm::source_dir() + "/tests/data/tokenizer/corpus.jsonl";
   static std::string column = "product_title";
   static double seconds = 2.0;
   static int64_t limit = 0;
@@ -127,7 +128,7 @@ void add_bench_tokenize(CLI::App& bench) {
                      {"threads", 1}};
       emit_bench("tokenize", config, "throughput", mbps, "MB/s", {{"runs", t.runs}, {"impl", "ellm"}, {"cpu_mb_per_s", cpu_s > 0 ? bytes / cpu_s / 1e6 : 0.0}});
 
-      std::string script = std::string(ELLM_SOURCE_DIR) + "/scripts/tokenizer_reference.mjs";
+      std::string script = ellm::source_dir() + "/scripts/tokenizer_reference.mjs";
       bool dir_ok = fs::is_directory(path) || ends_with(path, "tokenizer.json");
       if (!reference || !dir_ok || !fs::exists(script) || run_command("command -v node").empty()) continue;
       std::string dir = fs::is_directory(path) ? path : fs::path(path).parent_path().string();

@@ -10,6 +10,7 @@
 #include "ellm/train/trainer.h"
 #include "ellm/util/device.h"
 #include "ellm/util/error.h"
+#include "ellm/util/build_paths.h"
 
 namespace ellm::cli {
 namespace fs = std::filesystem;
@@ -32,7 +33,7 @@ namespace {
 
 std::string resolve_source_path(const std::string& path) {
   if (path.empty() || fs::exists(path)) return path;
-  fs::path in_tree = fs::path(ELLM_SOURCE_DIR) / path;
+  fs::path in_tree = fs::path(ellm::source_dir()) / path;
   return fs::exists(in_tree) ? in_tree.string() : path;
 }
 

@@ -9,6 +9,7 @@
 
 #include "ellm/util/error.h"
 #include "ellm/util/strings.h"
+#include "ellm/util/build_paths.h"
 
 namespace ellm {
 namespace {
@@ -20,9 +21,9 @@ std::string find_template_file(const std::string& name_or_path) {
   std::vector<fs::path> tried;
   if (name_or_path.find('/') == std::string::npos && !ends_with(name_or_path, ".json")) {
     tried.push_back(fs::path("configs/chat_templates") / (name_or_path + ".json"));
-    tried.push_back(fs::path(ELLM_SOURCE_DIR) / "configs/chat_templates" / (name_or_path + ".json"));
+    tried.push_back(fs::path(ellm::source_dir()) / "configs/chat_templates" / (name_or_path + ".json"));
   } else if (fs::path(name_or_path).is_relative()) {
-    tried.push_back(fs::path(ELLM_SOURCE_DIR) / name_or_path);
+    tried.push_back(fs::path(ellm::source_dir()) / name_or_path);
   }
   for (const auto& p : tried)
     if (fs::is_regular_file(p)) return p.string();

@@ -7,6 +7,7 @@
 #include "ellm/text/item_text.h"
 #include "ellm/util/config.h"
 #include "ellm/util/strings.h"
+#include "ellm/util/build_paths.h"
 
 namespace ellm {
 namespace {
@@ -141,10 +142,10 @@ PromptTemplate prompt_template_from_json(const json& j, const std::string& sourc
 PromptTemplate load_prompt_template(const std::string& path, const GradeScale& grades) {
   std::filesystem::path p(path);
   if (!std::filesystem::exists(p) && p.is_relative()) {
-    auto in_tree = std::filesystem::path(ELLM_SOURCE_DIR) / p;
+    auto in_tree = std::filesystem::path(ellm::source_dir()) / p;
     if (std::filesystem::exists(in_tree)) p = in_tree;
   }
-  if (!std::filesystem::exists(p)) fail("prompt template '{}' not found (relative paths are tried from the working directory, then {})", path, ELLM_SOURCE_DIR);
+  if (!std::filesystem::exists(p)) fail("prompt template '{}' not found (relative paths are tried from the working directory, then {})", path, ellm::source_dir());
   return prompt_template_from_json(read_json_file(p.string()), p.string(), grades);
 }
 

@@ -8,7 +8,7 @@
 // opened with RTLD_LOCAL | RTLD_DEEPBIND: its own dependencies resolve against their own
 // symbols first, and nothing of it leaks into the global namespace that libtorch uses.
 // The library is looked for in $ELLM_SPM_LIBRARY, next to the running executable, at the
-// path the build put it (ELLM_SPM_LIBRARY_PATH), then on the loader's search path.
+// path the build put it (spm_library_path()), then on the loader's search path.
 #include "ellm/text/sentencepiece.h"
 
 #include <dlfcn.h>
@@ -21,6 +21,7 @@
 
 #include "ellm/io/utf8.h"
 #include "ellm/util/error.h"
+#include "ellm/util/build_paths.h"
 
 namespace ellm {
 namespace {
@@ -55,9 +56,7 @@ const SpmApi& spm_api() {
     std::vector<std::string> candidates;
     if (const char* env = std::getenv("ELLM_SPM_LIBRARY")) candidates.emplace_back(env);
     if (auto dir = executable_dir(); !dir.empty()) candidates.push_back(dir + "/libellm_spm.so");
-#ifdef ELLM_SPM_LIBRARY_PATH
-    candidates.emplace_back(ELLM_SPM_LIBRARY_PATH);
-#endif
+    candidates.push_back(spm_library_path());
     candidates.emplace_back("libellm_spm.so");
     void* handle = nullptr;
     std::string errors;

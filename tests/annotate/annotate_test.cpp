@@ -21,13 +21,14 @@
 #include "ellm/data/synth.h"
 #include "ellm/io/jsonl.h"
 #include "ellm/util/config.h"
+#include "ellm/util/build_paths.h"
 
 using namespace ellm;
 namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kSource = ELLM_SOURCE_DIR;
+const std::string kSource = ellm::source_dir();
 
 json lexicon() { return read_json_file(kSource + "/configs/lexicons/attributes.json"); }
 

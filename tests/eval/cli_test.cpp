@@ -12,6 +12,7 @@
 
 #include "ellm/io/atomic_file.h"
 #include "ellm/util/config.h"
+#include "ellm/util/build_paths.h"
 
 namespace fs = std::filesystem;
 using ellm::json;
@@ -62,7 +63,7 @@ fs::path make_data() {
 
 TEST(EvalCli, OverlapReportThenAggregate) {
   fs::path d = make_data();
-  const std::string ellm = ELLM_BINARY;
+  const std::string ellm = ellm::ellm_binary();
   for (int seed : {1, 2}) {
     Result r = sh(ellm + " eval --overlap --pairs " + (d / "pairs.jsonl").string() + " --split dev --train-pairs " +
                   (d / "pairs.jsonl").string() + " --bootstrap 50 --plots none --out " +
@@ -104,7 +105,7 @@ TEST(EvalCli, OverlapReportThenAggregate) {
 
 TEST(EvalCli, ClearErrors) {
   fs::path d = make_data();
-  const std::string ellm = ELLM_BINARY;
+  const std::string ellm = ellm::ellm_binary();
   fs::create_directories(d / "student");
   ellm::write_file_atomic((d / "student" / "config.json").string(), R"({"model_type": "ellm-two-tower"})");
   Result r = sh(ellm + " eval --model " + (d / "student").string() + " --pairs " + (d / "pairs.jsonl").string() +
@@ -129,7 +130,7 @@ TEST(ReproduceScript, DryRunPlansEveryStage) {
   fs::create_directories(d / "in");
   fs::copy_file(d / "pairs.jsonl", d / "in" / "train.pairs.jsonl");
   fs::copy_file(d / "pairs.jsonl", d / "in" / "dev.pairs.jsonl");
-  Result r = sh(std::string("FOLDS=2 SEEDS='1 2 3' bash ") + ELLM_SOURCE_DIR + "/scripts/reproduce_tables.sh --dry-run --data " +
+  Result r = sh(std::string("FOLDS=2 SEEDS='1 2 3' bash ") + ellm::source_dir() + "/scripts/reproduce_tables.sh --dry-run --data " +
                 (d / "in").string() + " --out " + (d / "out").string());
   ASSERT_EQ(r.rc, 0) << r.out;
   size_t last = 0;

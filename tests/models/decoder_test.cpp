@@ -12,6 +12,7 @@
 #include "ellm/models/decoder.h"
 #include "ellm/util/config.h"
 #include "ellm/util/error.h"
+#include "ellm/util/build_paths.h"
 
 using namespace ellm;
 namespace fs = std::filesystem;
@@ -363,12 +364,12 @@ TEST(Decoder, ConfigFromHuggingFaceJson) {
 }
 
 TEST(Decoder, MetaDeviceCountsPublishedParameters) {
-  auto c = DecoderConfig::load(std::string(ELLM_SOURCE_DIR) + "/configs/models/qwen2-7b.json");
+  auto c = DecoderConfig::load(ellm::source_dir() + "/configs/models/qwen2-7b.json");
   Decoder m(c, torch::TensorOptions().dtype(torch::kBFloat16).device(torch::kMeta));
   EXPECT_EQ(m->num_parameters(), 7615616512LL);
   EXPECT_TRUE(m->named_parameters()["lm_head.weight"].is_meta());
-  auto small = DecoderConfig::load(std::string(ELLM_SOURCE_DIR) + "/configs/models/qwen2-0.5b.json");
+  auto small = DecoderConfig::load(ellm::source_dir() + "/configs/models/qwen2-0.5b.json");
   EXPECT_EQ(Decoder(small, torch::TensorOptions().device(torch::kMeta))->num_parameters(), 494032768LL);
-  auto llama = DecoderConfig::load(std::string(ELLM_SOURCE_DIR) + "/configs/models/llama3-8b.json");
+  auto llama = DecoderConfig::load(ellm::source_dir() + "/configs/models/llama3-8b.json");
   EXPECT_EQ(Decoder(llama, torch::TensorOptions().device(torch::kMeta))->num_parameters(), 8030261248LL);
 }

@@ -8,6 +8,7 @@
 
 #include "ellm/io/jsonl.h"
 #include "ellm/text/cot.h"
+#include "ellm/util/build_paths.h"
 
 using namespace ellm;
 
@@ -103,7 +104,7 @@ TEST(Cot, MalformedCorpusGivesEachDocumentedError) {
   GradeScale g;
   std::set<std::string> seen;
   int cases = 0;
-  for (const json& rec : read_jsonl(std::string(ELLM_TEST_DATA) + "/cot/malformed.jsonl")) {
+  for (const json& rec : read_jsonl((ellm::source_dir() + "/tests/data") + "/cot/malformed.jsonl")) {
     std::string text = rec["cot"], reason = rec["reason"];
     int line = rec["line"];
     ++cases;
@@ -119,7 +120,7 @@ TEST(Cot, MalformedCorpusGivesEachDocumentedError) {
   }
   EXPECT_GE(cases, 30);
   // Every reason code the header documents is exercised by the corpus, and no other.
-  std::ifstream header(std::string(ELLM_SOURCE_DIR) + "/include/ellm/text/cot.h");
+  std::ifstream header(ellm::source_dir() + "/include/ellm/text/cot.h");
   std::string line;
   std::set<std::string> documented;
   std::regex code_line(R"(^//   ([a-z_]+)\s{2,})");

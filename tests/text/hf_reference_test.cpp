@@ -12,6 +12,7 @@
 
 #include "ellm/text/hf_tokenizer.h"
 #include "ellm/util/strings.h"
+#include "ellm/util/build_paths.h"
 #include "tokenizer_test_util.h"
 
 using namespace ellm;
@@ -26,13 +27,13 @@ std::string npm_cache() {
 
 std::vector<std::string> corpus(const fs::path& out_jsonl) {
   std::vector<std::string> texts;
-  std::ifstream in(std::string(ELLM_TEST_DATA) + "/tokenizer/corpus.jsonl");
+  std::ifstream in((ellm::source_dir() + "/tests/data") + "/tokenizer/corpus.jsonl");
   std::string line;
   while (std::getline(in, line))
     if (!line.empty()) texts.push_back(nlohmann::json::parse(line).get<std::string>());
   // Real queries and titles, when the licensed data sits next to the checkout.
-  for (const auto& tsv : {fs::path(ELLM_SOURCE_DIR) / "../shared/data/home_depot/dev.tsv",
-                          fs::path(ELLM_SOURCE_DIR) / "../../shared/data/home_depot/dev.tsv"}) {
+  for (const auto& tsv : {fs::path(ellm::source_dir()) / "../shared/data/home_depot/dev.tsv",
+                          fs::path(ellm::source_dir()) / "../../shared/data/home_depot/dev.tsv"}) {
     if (!fs::exists(tsv)) continue;
     std::ifstream f(tsv);
     std::getline(f, line);  // header: id query_id query product_uid product_title ...
@@ -57,7 +58,7 @@ void compare_with_reference(const std::string& package) {
   if (std::system("command -v node >/dev/null 2>&1") != 0) GTEST_SKIP() << "node is not installed";
   auto tmp = ellm::testing::temp_dir("hf-ref-" + package);
   auto texts = corpus(tmp / "corpus.jsonl");
-  std::string cmd = "node '" + std::string(ELLM_SOURCE_DIR) + "/scripts/tokenizer_reference.mjs' '" + dir + "' '" +
+  std::string cmd = "node '" + ellm::source_dir() + "/scripts/tokenizer_reference.mjs' '" + dir + "' '" +
                     (tmp / "corpus.jsonl").string() + "' '" + (tmp / "ref.jsonl").string() + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   auto tok = load_hf_tokenizer(dir + "/tokenizer.json");

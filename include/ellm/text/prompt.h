@@ -37,7 +37,7 @@ struct ChatMessage {
 };
 
 // Reads and validates a template. A relative path that does not exist from the
-// working directory is looked up under the source tree (ELLM_SOURCE_DIR).
+// working directory is looked up under the source tree (ellm::source_dir()).
 PromptTemplate load_prompt_template(const std::string& path, const GradeScale& grades);
 PromptTemplate prompt_template_from_json(const json& j, const std::string& source, const GradeScale& grades);
 
