@@ -183,7 +183,12 @@ PreparedDataset prepare_home_depot(const std::string& dir, const GradeScale& gra
       p.label = parse_grade(row[c_grade], grades, json::object(), where);
       if (p.label >= grades.size()) fail("{}: grade {} outside the {} grades", where, p.label, grades.size());
       p.split = split;
-      if (c_rel >= 0 && !row[c_rel].empty()) p.extra["relevance"] = std::stod(row[c_rel]);
+      if (c_rel >= 0 && !row[c_rel].empty()) {
+        char* end = nullptr;
+        double relevance = std::strtod(row[c_rel].c_str(), &end);
+        if (!end || *end != 0) fail("{}: field 'relevance' is not a number: '{}'", where, row[c_rel]);
+        p.extra["relevance"] = relevance;
+      }
       out.push_back(std::move(p));
     }
   }

@@ -1,7 +1,7 @@
 // The Hugging Face backend against the real Qwen3 and LLaMA-3 tokenizer.json, with ids from
 // the JavaScript reference (@lenml/tokenizers, via scripts/tokenizer_reference.mjs): every
-// string of tests/data/tokenizer/corpus.jsonl (+ the Home Depot queries and titles of
-// ../shared/data when present) must give identical ids and decode back to itself.
+// string of tests/data/tokenizer/{corpus,generated}.jsonl (+ every Home Depot query and
+// product title of ../shared/data when present) must give identical ids and decode back to itself.
 // Skipped, with the reason, when node or the npm cache (scripts/fetch_reference_tokenizers.sh)
 // is missing.
 #include <gtest/gtest.h>
@@ -27,21 +27,25 @@ std::string npm_cache() {
 
 std::vector<std::string> corpus(const fs::path& out_jsonl) {
   std::vector<std::string> texts;
-  std::ifstream in((ellm::source_dir() + "/tests/data") + "/tokenizer/corpus.jsonl");
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) texts.push_back(nlohmann::json::parse(line).get<std::string>());
-  // Real queries and titles, when the licensed data sits next to the checkout.
-  for (const auto& tsv : {fs::path(ellm::source_dir()) / "../shared/data/home_depot/dev.tsv",
-                          fs::path(ellm::source_dir()) / "../../shared/data/home_depot/dev.tsv"}) {
-    if (!fs::exists(tsv)) continue;
-    std::ifstream f(tsv);
-    std::getline(f, line);  // header: id query_id query product_uid product_title ...
-    while (std::getline(f, line)) {
-      auto fields = split(line, '\t');
-      if (fields.size() > 4) {
-        texts.push_back(fields[2]);
-        texts.push_back(fields[4]);
+  // Hand-written cases, then the generated corpus (scripts/make_tokenizer_corpus.mjs).
+  for (const char* name : {"corpus.jsonl", "generated.jsonl"}) {
+    std::ifstream in(ellm::source_dir() + "/tests/data/tokenizer/" + name);
+    std::string line;
+    while (std::getline(in, line))
+      if (!line.empty()) texts.push_back(nlohmann::json::parse(line).get<std::string>());
+  }
+  EXPECT_GE(texts.size(), 10000u) << "the committed corpus shrank";
+  // Every real query and product title, when the licensed data sits next to the checkout.
+  for (const char* rel : {"../shared/data/home_depot", "../../shared/data/home_depot"}) {
+    fs::path hd = fs::path(ellm::source_dir()) / rel;
+    if (!fs::exists(hd / "products.tsv")) continue;
+    for (auto [file, column] : {std::pair<const char*, size_t>{"queries.tsv", 1}, {"products.tsv", 1}}) {
+      std::ifstream f(hd / file);
+      std::string line;
+      std::getline(f, line);  // header: query_id query split pairs | product_uid product_title
+      while (std::getline(f, line)) {
+        auto fields = split(line, '\t');
+        if (fields.size() > column) texts.push_back(fields[column]);
       }
     }
     break;
