@@ -148,11 +148,20 @@ DistillTask::DistillTask(Student& student, std::string tokenizer_path, std::vect
           if (cross_in.alignment.segment[t] == Segment::query) qf.push_back(f[t]), qids.push_back(cross_in.ids[t]);
           if (cross_in.alignment.segment[t] == Segment::item) itf.push_back(f[t]), iids.push_back(cross_in.ids[t]);
         }
-        // The towers tokenize the same texts: the teacher row's tokens are a prefix of theirs.
-        for (size_t j = 0; j < qids.size() && j + 1 < ex.query.size(); ++j)
-          ELLM_CHECK(ex.query.ids[j + 1] == qids[j], "pair {}: query tower token {} differs from the targets' row", p.id, j);
-        for (size_t j = 0; j < iids.size() && j + 1 < ex.item.size(); ++j)
-          ELLM_CHECK(ex.item.ids[j + 1] == iids[j], "pair {}: item tower token {} differs from the targets' row", p.id, j);
+        // The towers tokenize the same texts: counting text tokens only (tower_factors skips
+        // special and empty-span ones the same way), one of the two sequences is a prefix of
+        // the other — whichever the length limits cut shorter.
+        auto check_prefix = [&](const std::vector<int64_t>& row_ids, const StudentTokens& tower, const char* which) {
+          size_t j = 0;
+          for (size_t t = 0; t < tower.size() && j < row_ids.size(); ++t) {
+            if (tower.alignment.segment[t] == Segment::special) continue;
+            ELLM_CHECK(tower.ids[t] == row_ids[j], "pair {}: {} tower text token {} differs from the targets' row", p.id,
+                       which, j);
+            ++j;
+          }
+        };
+        check_prefix(qids, ex.query, "query");
+        check_prefix(iids, ex.item, "item");
         ex.query_factors = tower_factors(qf, ex.query);
         ex.item_factors = tower_factors(itf, ex.item);
       }

@@ -192,6 +192,25 @@ TEST(Distill, TwoTowerMkdLearnsAndLogsAttention) {
   EXPECT_EQ(read_json_file(out + "/final/config.json")["model_type"], "ellm-two-tower");
 }
 
+// The cross-encoder row keeps more item tokens (max_length 16) than the item tower does
+// (max_item_length 12): the row's item tokens must be matched against the tower's text
+// tokens, not against its closing [SEP] (a two-tower CoT run on long titles used to stop here).
+TEST(Distill, TwoTowerTargetsOnItemsLongerThanTheTower) {
+  auto t = tok();
+  auto train = make_pairs(8, "train", 0);
+  for (auto& p : train) p.item.title += " grey oak red blue rug lamp oak grey red blue";  // 12 words
+  Student student(small(StudentKind::two_tower), t, 0);
+  ASSERT_GT(student.inputs().cross(train[0].query, item_text(train[0].item)).size(),
+            student.inputs().item_tower(item_text(train[0].item)).size() - 1);
+  std::string tdir = fresh_dir("teacher_long");
+  write_teacher(tdir, train, student.inputs(), 16);
+  TeacherTargets targets = read_teacher_targets(tdir, 3);
+  DistillLossConfig loss;
+  loss.attn = 0.5;
+  DistillTask task(student, "", train, {}, &targets, loss, 16);
+  EXPECT_EQ(task.num_examples(), 8);
+}
+
 TEST(Distill, RefusesTargetsBuiltForAnotherLayoutAndMisplacedTerms) {
   auto t = tok();
   auto train = make_pairs(8, "train", 0);
