@@ -215,7 +215,7 @@ stage_finetune() {
 TO=$OUT/teacher
 teacher() {  # teacher MODEL PAIRS OUTDIR [--no-cot]
   run "$ELLM" --threads 1 teacher --model "$1" --pairs "$2" --student-tokenizer "$T/student.model" --out "$3" \
-    --batch "$TEACHER_BATCH" "${@:4}"
+    --batch "$TEACHER_BATCH" --max-new-tokens "$TEACHER_MAX_NEW_TOKENS" "${@:4}"
 }
 stage_teacher() {
   done_mark "$TO" && return 0

@@ -2,39 +2,25 @@
 // reproduction script's plan (--dry-run).
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include <sys/wait.h>
+#include <unistd.h>
+
 
 #include "ellm/io/atomic_file.h"
 #include "ellm/util/config.h"
 #include "ellm/util/build_paths.h"
+#include "../common/shell.h"
 
 namespace fs = std::filesystem;
 using ellm::json;
 
 namespace {
 
-struct Result {
-  int rc;
-  std::string out;
-};
-
-Result sh(const std::string& cmd) {
-  Result r{-1, ""};
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using ellm::test_support::sh;
+using Result = ellm::test_support::ShellResult;
 
 fs::path make_data() {
   fs::path d = fs::temp_directory_path() / ("ellm_eval_cli_" + std::to_string(::getpid()));
