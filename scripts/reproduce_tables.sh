@@ -177,10 +177,15 @@ stage_tokenizer() {
     sed -n -e 's/.*"query"[ ]*:[ ]*"\(\([^"\\]\|\\.\)*\)".*/\1/p' -e 's/.*"title"[ ]*:[ ]*"\(\([^"\\]\|\\.\)*\)".*/\1/p' \
       "$D/train.pairs.jsonl" | sed 's/\\"/"/g' > "$T/corpus.txt"
   fi
-  # The teacher also reads its prompt and writes CoTs: their words belong in its vocabulary,
-  # and the chat-format markers must stay whole.
+  # The teacher also reads its instruction (once per example: weighted here so that its words
+  # become whole pieces) and writes CoTs: their words belong in its vocabulary, and the
+  # chat-format markers must stay whole.
   if [ "$DRY" = 0 ]; then
-    { cat "$T/corpus.txt"; cat "$ROOT/configs/prompts/teacher.json"; head -n 5000 "$A/all/annotations.jsonl"; } \
+    local prompt system
+    prompt=$(sed -n 's/.*"prompt"[ ]*:[ ]*"\([^"]*\)".*/\1/p' "$FINETUNE_CONFIG" | head -n 1)
+    [ -f "$prompt" ] || prompt=configs/prompts/teacher.json
+    system=$(sed -n 's/.*"system"[ ]*:[ ]*"\(\([^"\\]\|\\.\)*\)".*/\1/p' "$prompt" | head -n 1)
+    { cat "$T/corpus.txt"; for _ in $(seq 200); do echo "$system"; done; head -n 5000 "$A/all/annotations.jsonl"; } \
       > "$T/teacher-corpus.txt"
   fi
   run "$ELLM" tokenizer train --input "$T/teacher-corpus.txt" --model-type unigram --vocab-size "$TEACHER_VOCAB" \
