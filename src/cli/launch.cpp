@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -110,7 +111,24 @@ int launch(int n, int port, const std::vector<std::string>& args) {
     done[r] = true;
     --remaining;
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-      spdlog::error("launch: rank {} {}; stopping the other {} ranks", r, describe_status(status), remaining);
+      // Peers of a dead rank fail soon after it (their collectives break), so by the time we
+      // look several may have ended. Name them all, a rank killed by a signal first: it is the
+      // likelier cause than one that exited with an error.
+      std::vector<std::pair<size_t, int>> failed{{r, status}};
+      for (size_t o = 0; o < pids.size(); ++o) {
+        int st = 0;
+        if (!done[o] && waitpid(pids[o], &st, WNOHANG) == pids[o]) {
+          done[o] = true;
+          --remaining;
+          if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) failed.emplace_back(o, st);
+        }
+      }
+      std::stable_sort(failed.begin(), failed.end(),
+                       [](const auto& a, const auto& b) { return WIFSIGNALED(a.second) && !WIFSIGNALED(b.second); });
+      spdlog::error("launch: rank {} {}; stopping the other {} ranks", failed[0].first, describe_status(failed[0].second),
+                    remaining);
+      for (size_t i = 1; i < failed.size(); ++i)
+        spdlog::error("launch: rank {} {} as well", failed[i].first, describe_status(failed[i].second));
       stop_all(done);
       return 1;
     }

@@ -9,6 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <thread>
+
+#include <unistd.h>
 
 #include "ellm/io/atomic_file.h"
 #include "ellm/io/jsonl.h"
@@ -151,21 +154,30 @@ StepPlan plan_step(TrainTask& task, const TrainConfig& c, int64_t step, int64_t 
   return plan;
 }
 
-void save_rng(const std::string& path) {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  at::Tensor state;
-  {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    state = gen.get_state();
-  }
-  save_safetensors(path, {{"cpu", state}});
+// The seed of the default generators (CPU, and CUDA when present) for one step on one rank.
+// Deriving it from (seed, step, rank) instead of carrying the generator's state forward makes a
+// step's random draws (dropout masks) independent of everything that ran before it in the
+// process: model construction, other runs, evaluation. That is what lets a resumed run draw
+// exactly the masks the uninterrupted run drew, on every rank, with nothing to save.
+uint64_t step_seed(uint64_t seed, int64_t step, int rank) {
+  uint64_t x = seed;
+  uint64_t a = splitmix64(x);
+  x = a ^ (static_cast<uint64_t>(step) * 0xD1B54A32D192ED03ull);
+  uint64_t b = splitmix64(x);
+  x = b ^ (static_cast<uint64_t>(rank) * 0x8CB92BA72F3D8DD7ull);
+  return splitmix64(x);
 }
 
-void load_rng(const std::string& path) {
-  SafetensorsFile f(path);
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(f.load("cpu"));
+// For tests only (kill -9 mid-checkpoint): ELLM_TEST_CHECKPOINT_PAUSE=<step> makes the writer of
+// checkpoint-<step> stop for a minute after its first file, so that a test can kill the process
+// while the checkpoint is half written. Unset (always, outside tests): no effect.
+int64_t checkpoint_pause_step() {
+  const char* v = std::getenv("ELLM_TEST_CHECKPOINT_PAUSE");
+  if (!v || !*v) return -1;
+  char* end = nullptr;
+  long long step = std::strtoll(v, &end, 10);
+  ELLM_CHECK(end && *end == 0 && step > 0, "ELLM_TEST_CHECKPOINT_PAUSE='{}' is not a step number", v);
+  return step;
 }
 
 // Keeps the metrics log consistent with a resumed run: drops records past `step`.
@@ -232,7 +244,6 @@ TrainResult Trainer::fit(TrainTask& task, bool resume) {
         }
       }
       optimizer.load_state(SafetensorsFile((fs::path(ckpt) / "optimizer.safetensors").string()));
-      load_rng((fs::path(ckpt) / "rng.safetensors").string());
       if (st.value("world_size", 1) != world)
         spdlog::warn("resuming a {}-rank run with {} ranks: the global batch is the same, so is the math",
                      st.value("world_size", 1), world);
@@ -247,14 +258,18 @@ TrainResult Trainer::fit(TrainTask& task, bool resume) {
       if (e.path().filename().string().find(".tmp-") != std::string::npos) fs::remove_all(e.path(), ec);
   }
 
+  const int64_t pause_in_checkpoint = checkpoint_pause_step();
   auto save_checkpoint_dir = [&](int64_t at_step) {
     if (dist_.is_main()) {
       std::string final_path = (fs::path(out_dir_) / fmt::format("checkpoint-{}", at_step)).string();
       AtomicDir dir(final_path);
       save_safetensors((fs::path(dir.staging()) / "trainable.safetensors").string(), params);
+      if (at_step == pause_in_checkpoint) {
+        spdlog::warn("pausing 60 s inside {} (ELLM_TEST_CHECKPOINT_PAUSE)", dir.staging());
+        std::this_thread::sleep_for(std::chrono::seconds(60));
+      }
       save_safetensors((fs::path(dir.staging()) / "optimizer.safetensors").string(), optimizer.state_tensors(),
                        optimizer.state_metadata());
-      save_rng((fs::path(dir.staging()) / "rng.safetensors").string());
       json st = {{"step", at_step}, {"total_steps", total_steps}, {"world_size", world},
                  {"epoch", at_step / steps_per_epoch}, {"evals_without_improvement", evals_without_improvement},
                  {"best", result.best.has_score ? json{{"score", result.best.score}, {"metrics", result.best.metrics}} : json()},
@@ -271,7 +286,14 @@ TrainResult Trainer::fit(TrainTask& task, bool resume) {
           all.emplace_back(std::strtoll(name.c_str() + 11, nullptr, 10), e.path());
       }
       std::sort(all.begin(), all.end());
-      for (size_t i = 0; i + c.keep_last < all.size(); ++i) fs::remove_all(all[i].second, ec);
+      // Renamed out of the checkpoint namespace before removal, so that a kill mid-removal leaves
+      // a .tmp- leftover (cleaned on the next start), never a checkpoint with files missing.
+      for (size_t i = 0; i + c.keep_last < all.size(); ++i) {
+        fs::path doomed = all[i].second;
+        doomed += fmt::format(".tmp-removing-{}", ::getpid());
+        fs::rename(all[i].second, doomed, ec);
+        fs::remove_all(ec ? all[i].second : doomed, ec);
+      }
       spdlog::info("saved checkpoint {}", final_path);
     }
     dist_.barrier();
@@ -318,6 +340,7 @@ TrainResult Trainer::fit(TrainTask& task, bool resume) {
 
   while (step < total_steps) {
     StepPlan plan = plan_step(task, c, step, steps_per_epoch, rank, world);
+    torch::manual_seed(step_seed(c.seed, step, rank));
     double local_units = 0;
     for (const auto& mb : plan.micro_batches) local_units += task.count_units(mb);
     double global_units = dist_.allreduce_sum(local_units);

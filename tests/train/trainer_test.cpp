@@ -37,7 +37,10 @@ class ToyTask : public TrainTask {
     auto idx = torch::tensor(ex, torch::kLong);
     auto pred = torch::mm(x_.index_select(0, idx), w_) + b_;
     auto l = (pred - y_.index_select(0, idx)).pow(2).sum();
-    if (poison_ && calls_++ == 5) l = l * std::numeric_limits<float>::quiet_NaN();
+    if (poison_ && calls_++ == 5) {
+      l = l * std::numeric_limits<float>::quiet_NaN();
+      poisoned_ = ex;
+    }
     return {l, {{"mse", l.item<double>()}}, static_cast<int64_t>(ex.size())};
   }
   std::vector<std::pair<std::string, at::Tensor>> trainable_parameters() override {
@@ -53,6 +56,7 @@ class ToyTask : public TrainTask {
     save_safetensors((fs::path(dir) / "model.safetensors").string(), {{"w", w_}, {"b", b_}});
   }
   at::Tensor w_, b_;
+  std::vector<int64_t> poisoned_;  // the micro-batch whose loss was made NaN
 
  private:
   at::Tensor x_, y_;
@@ -186,15 +190,19 @@ TEST(Trainer, TwoGlooRanksEqualOneProcess) {
 TEST(Trainer, NonFiniteLossStopsWithStepAndBatchNamed) {
   Distributed single;
   ToyTask poisoned(64, true);
+  const std::string dir = fresh_dir("nan");
   try {
-    Trainer(toy_config(), fresh_dir("nan"), single).fit(poisoned, false);
+    Trainer(toy_config(), dir, single).fit(poisoned, false);
     FAIL() << "expected an error";
   } catch (const ellm::Error& e) {
     std::string m = e.what();
-    EXPECT_NE(m.find("step 1"), std::string::npos) << m;  // 4 micro-batches per step: call 5 is in step 1
+    EXPECT_NE(m.find("step 1:"), std::string::npos) << m;  // 4 micro-batches per step: call 5 is in step 1
     EXPECT_NE(m.find("nan"), std::string::npos) << m;
-    EXPECT_NE(m.find("examples"), std::string::npos) << m;
+    ASSERT_EQ(poisoned.poisoned_.size(), 4u);
+    EXPECT_NE(m.find(poisoned.describe(poisoned.poisoned_)), std::string::npos) << m;  // the batch, by its examples
   }
+  // The run stopped there: no final model.
+  EXPECT_FALSE(fs::exists(dir + "/final"));
 }
 
 TEST(Trainer, BatchMustDivideAcrossRanksAndMicroBatches) {

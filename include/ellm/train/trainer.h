@@ -17,12 +17,25 @@
 // ranks, so that N ranks, gradient accumulation and one big batch all compute
 // the same gradient.
 //
+// Randomness. Before each step every rank reseeds the default generators (CPU,
+// CUDA) from (seed, step, rank), so a step's dropout masks depend on nothing
+// that ran before it in the process (model construction, earlier runs,
+// evaluation) and differ across ranks. The RNG state at a step boundary is thus
+// a function of the step: a checkpoint needs no generator state, and a resumed
+// step draws exactly what the uninterrupted one drew, on every rank.
+//
 // Checkpoints. `<out>/checkpoint-<step>/` holds trainable.safetensors,
-// optimizer.safetensors, rng.safetensors and trainer_state.json; it is built
-// under a temporary name, gets a DONE marker, and is renamed into place, so a
-// crash (even kill -9) mid-write leaves no partial checkpoint. The last
-// `keep_last` are kept. Resume restores parameters, optimizer moments, RNG
-// state and the step (from which data position and learning rate follow).
+// optimizer.safetensors and trainer_state.json; it is built under a temporary
+// name (`*.tmp-*`), gets a DONE marker, and is renamed into place, so a crash
+// (even kill -9) mid-write leaves no partial checkpoint, only a temporary
+// directory that is ignored and removed on the next start. The last `keep_last`
+// are kept (older ones are renamed to a temporary name before removal). Resume
+// restores parameters, optimizer moments and the step (from which data
+// position, learning rate and RNG seeds follow).
+//
+// Test hook: ELLM_TEST_CHECKPOINT_PAUSE=<step> makes rank 0 sleep 60 s inside
+// checkpoint-<step>'s staging directory after writing its first file (for a
+// kill -9 mid-write test). Nothing else reads it.
 #include <ATen/core/Tensor.h>
 
 #include <functional>
