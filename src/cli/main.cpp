@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   ellm::cli::add_eval(app);
   ellm::cli::add_annotate(app);
   ellm::cli::add_distill(app);
+  ellm::cli::add_pretrain(app);
   ellm::cli::add_plan(app);
   ellm::cli::add_model(app);
   ellm::cli::add_generate(app);

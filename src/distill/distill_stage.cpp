@@ -54,19 +54,41 @@ json distill_default_config() {
           {"train", train}};
 }
 
+namespace {
+
+// An encoder pre-trained by `ellm pretrain` names the tokenizer it learnt its
+// embeddings with; a student reading other ids would start from scrambled rows.
+void check_init_tokenizer(const std::string& init_from, const Tokenizer& tok) {
+  std::string cfg_path = (fs::path(init_from) / "config.json").string();
+  json j = read_json_file(cfg_path);
+  if (!j.contains("ellm_pretrain") || !j["ellm_pretrain"].contains("tokenizer")) return;
+  fs::path theirs = fs::path(init_from) / j["ellm_pretrain"]["tokenizer"].get<std::string>();
+  std::string ours = tokenizer_source_path(tok);
+  ELLM_CHECK(fs::exists(theirs), "{}: ellm_pretrain.tokenizer names {}, which is missing", cfg_path, theirs.string());
+  ELLM_CHECK(read_file(theirs.string()) == read_file(ours),
+             "{}: the encoder was pre-trained with the tokenizer {} but the student's tokenizer is {} (a different "
+             "file): drop \"tokenizer\" to use the pre-trained one",
+             cfg_path, theirs.string(), ours);
+}
+
+}  // namespace
+
 TrainResult run_distill(const json& cfg, const DistillPaths& paths, bool resume, Distributed& dist) {
   ELLM_CHECK(!paths.pairs.empty(), "distill: --pairs is required");
   ELLM_CHECK(!paths.out.empty(), "distill: --out is required");
-  const std::string tok_path = cfg.at("tokenizer");
+  const std::string init_from = cfg.at("init_from");
+  std::string tok_path = cfg.at("tokenizer");
+  // A pre-trained directory (`ellm pretrain`, or a HF BERT with its vocab.txt) holds its tokenizer.
+  if (tok_path.empty() && !init_from.empty()) tok_path = init_from;
   ELLM_CHECK(!tok_path.empty(), "distill: no student tokenizer: set \"tokenizer\" in the config or pass --tokenizer "
                                 "(a SentencePiece .model from `ellm tokenizer train`, or a BERT vocab.txt)");
   std::shared_ptr<const Tokenizer> tok = load_tokenizer(tok_path);
+  if (!init_from.empty()) check_init_tokenizer(init_from, *tok);
 
   StudentConfig sc;
   std::string kind = cfg.at("student");
   ELLM_CHECK(kind == "cross-encoder" || kind == "two-tower", "student '{}' is not cross-encoder or two-tower", kind);
   sc.kind = kind == "cross-encoder" ? StudentKind::cross_encoder : StudentKind::two_tower;
-  const std::string init_from = cfg.at("init_from");
   json m = cfg.at("model");
   if (!init_from.empty()) {
     std::string p = (fs::path(init_from) / "config.json").string();

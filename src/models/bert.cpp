@@ -79,6 +79,12 @@ json BertConfig::to_json() const {
           {"position_embedding_type", "absolute"}};
 }
 
+torch::Tensor bert_activation(const torch::Tensor& x, const std::string& hidden_act) {
+  if (hidden_act == "gelu") return torch::gelu(x);
+  if (hidden_act == "relu") return torch::relu(x);
+  return torch::gelu(x, "tanh");  // gelu_new / gelu_pytorch_tanh (validate() admits nothing else)
+}
+
 // ---- layer -----------------------------------------------------------------
 
 BertLayerImpl::BertLayerImpl(const BertConfig& c) : config_(c) {
@@ -111,13 +117,7 @@ torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor
   torch::Tensor probs = attn_drop_->forward(torch::softmax(scores, -1));
   torch::Tensor ctx = torch::matmul(probs, v).transpose(1, 2).reshape({b, t, nh * hd});
   torch::Tensor h1 = attn_ln_->forward(x + hidden_drop_->forward(attn_out_->forward(ctx)));
-  torch::Tensor inner = inter_->forward(h1);
-  if (config_.hidden_act == "gelu")
-    inner = torch::gelu(inner);
-  else if (config_.hidden_act == "relu")
-    inner = torch::relu(inner);
-  else
-    inner = torch::gelu(inner, "tanh");
+  torch::Tensor inner = bert_activation(inter_->forward(h1), config_.hidden_act);
   return out_ln_->forward(h1 + hidden_drop_->forward(out_->forward(inner)));
 }
 
@@ -233,6 +233,13 @@ std::string load_bert_encoder(BertModel& bert, const CheckpointReader& reader, s
       it->second.copy_(reader.view(name));
     }
     params.erase(it);
+  }
+  if (bert->has_pooler() && params.count("pooler.dense.weight") && params.count("pooler.dense.bias")) {
+    // A checkpoint without a pooler (BertForMaskedLM): the pooler keeps its initialisation.
+    params.erase("pooler.dense.weight");
+    params.erase("pooler.dense.bias");
+    spdlog::info("{}: no {}pooler.dense.* in the checkpoint; the pooler starts from its initialisation", reader.dir(),
+                 prefix);
   }
   if (!params.empty()) fail("{}: the checkpoint lacks '{}{}' (and {} more)", reader.dir(), prefix, params.begin()->first,
                             params.size() - 1);

@@ -339,6 +339,7 @@ TrainResult Trainer::fit(TrainTask& task, bool resume) {
   std::map<std::string, double> window_terms;
 
   while (step < total_steps) {
+    task.begin_step(step);
     StepPlan plan = plan_step(task, c, step, steps_per_epoch, rank, world);
     torch::manual_seed(step_seed(c.seed, step, rank));
     double local_units = 0;

@@ -6,10 +6,16 @@
 // Config (defaults = schema, util/config.h; configs/distill/*.json):
 //   student          "cross-encoder" | "two-tower"
 //   tokenizer        the student's tokenizer (a SentencePiece .model from
-//                    `ellm tokenizer train`, a BERT vocab.txt, or a directory)
-//   init_from        "" or a Hugging Face BERT directory: its config.json gives
-//                    the encoder geometry (model.* sizes are then ignored) and its
-//                    weights initialise the encoder(s)
+//                    `ellm tokenizer train`, a BERT vocab.txt, or a directory);
+//                    "" with init_from: the tokenizer in the init_from directory
+//   init_from        "" or a Hugging Face BERT directory (`ellm pretrain`'s
+//                    final/, or a real BERT): its config.json gives the encoder
+//                    geometry (model.* sizes are then ignored) and its weights
+//                    initialise the encoder(s) by HF name, strictly (shapes
+//                    checked; the MLM head cls.* skipped; a missing pooler keeps
+//                    its initialisation). A directory from `ellm pretrain` names
+//                    its tokenizer, and a student tokenizer with other contents
+//                    is refused.
 //   model            HF BERT fields (vocab_size 0 = the tokenizer's size) +
 //                    shared_towers, projection_dim
 //   inputs           max_length, max_query_length, max_item_length

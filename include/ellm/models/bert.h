@@ -80,6 +80,8 @@ class BertModelImpl : public torch::nn::Module {
 
   const BertConfig& config() const { return config_; }
   bool has_pooler() const { return static_cast<bool>(pooler_); }
+  // embeddings.word_embeddings.weight [V,H] (the MLM decoder is tied to it, models/bert_mlm.h).
+  const torch::Tensor& word_embedding_weight() const { return word_->weight; }
   // HF's initialisation: N(0, initializer_range) for linear and embedding
   // weights, zero biases (and the padding row), LayerNorm weight 1 bias 0.
   void init_weights(uint64_t seed);
@@ -94,6 +96,10 @@ class BertModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BertModel);
 
+// hidden_act applied to x: "gelu" (erf), "gelu_new"/"gelu_pytorch_tanh" (tanh), "relu".
+// The encoder's MLP and the MLM head's transform (models/bert_mlm.h) share it.
+torch::Tensor bert_activation(const torch::Tensor& x, const std::string& hidden_act);
+
 // Name → parameter table of a module with `prefix` prepended ("bert.").
 std::map<std::string, torch::Tensor> named_tensors(torch::nn::Module& m, const std::string& prefix = "");
 
@@ -103,6 +109,9 @@ std::map<std::string, torch::Tensor> named_tensors(torch::nn::Module& m, const s
 // Strict (io/checkpoint.h rules) over the encoder's tensors, except: the
 // pretraining heads (cls.*) and task heads given in `ignore_prefixes` are
 // skipped (their names logged), and the legacy position_ids buffer is accepted.
+// A pooler the checkpoint does not have (BertForMaskedLM, e.g. `ellm pretrain`'s
+// output, has none) keeps its fresh initialisation, logged — as transformers
+// does when a BertForSequenceClassification starts from such a checkpoint.
 // Returns the prefix used.
 std::string load_bert_encoder(BertModel& bert, const CheckpointReader& reader, std::string prefix,
                               const std::vector<std::string>& ignore_prefixes = {"cls.", "classifier."});

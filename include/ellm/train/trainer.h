@@ -93,6 +93,11 @@ class TrainTask {
   virtual ~TrainTask() = default;
   virtual int64_t num_examples() const = 0;
   virtual int64_t example_length(int64_t index) const { return 1; }
+  // Called on every rank at the start of each optimizer step, before
+  // count_units/loss. A task whose examples change from step to step (MLM
+  // masking) keys that randomness on the step, so it stays exact after a resume
+  // and the same for any number of ranks or micro-batches.
+  virtual void begin_step(int64_t step) {}
   // Units the loss of these examples is summed over (tokens, examples, ...).
   virtual double count_units(const std::vector<int64_t>& examples) const = 0;
   virtual MicroBatchLoss loss(const std::vector<int64_t>& examples) = 0;
