@@ -20,7 +20,6 @@ void add_eval(CLI::App& app);
 void add_bench_student(CLI::App& bench);
 void add_annotate(CLI::App& app);
 void add_distill(CLI::App& app);
-void add_pretrain(CLI::App& app);
 // `ellm bench student` (bench_student.cpp), registered by add_bench.
 void add_tokenizer(CLI::App& app);
 // `ellm bench tokenize` (src/cli/bench_tokenize.cpp), added by add_bench.

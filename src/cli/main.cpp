@@ -12,6 +12,12 @@
 #include "ellm/util/error.h"
 #include "ellm/util/log.h"
 
+namespace ellm::cli {
+// `ellm pretrain` (pretrain.cpp). TODO(merge): move into commands.h with the others;
+// declared here for now so that adding it did not invalidate every cached CLI object.
+void add_pretrain(CLI::App& app);
+}  // namespace ellm::cli
+
 int main(int argc, char** argv) {
   // Process-wide settings that libraries read once at load time: set the missing ones and
   // start again (the user's own values win).
