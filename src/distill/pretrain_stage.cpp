@@ -89,7 +89,6 @@ TrainResult run_pretrain(const json& cfg, const PretrainPaths& paths, bool resum
   masking.mask_token = cfg.at("mlm").at("mask_token");
   masking.random_token = cfg.at("mlm").at("random_token");
 
-  torch::manual_seed(tc.seed);  // dropout draws from the default generator (the Trainer checkpoints its state)
   BertForMaskedLM model(bert);
   model->init_weights(tc.seed);
   PretrainTask task(model, tok, tokenizer_source_path(*tok), data.at("max_length"), std::move(train), std::move(eval),

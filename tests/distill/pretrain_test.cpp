@@ -74,7 +74,6 @@ TrainConfig tiny_train(int64_t steps) {
 std::unique_ptr<PretrainTask> tiny_task(double dropout, std::vector<std::string> texts, uint64_t seed = 3) {
   auto tok = std::make_shared<test_support::TinyTokenizer>(kWords);
   MlmVocab v = mlm_vocab(*tok);
-  torch::manual_seed(seed);  // dropout draws from the default generator (run_pretrain seeds it the same way)
   BertForMaskedLM model(tiny_bert(v.min_model_vocab, dropout));
   model->init_weights(seed);
   return std::make_unique<PretrainTask>(model, tok, "", 12, std::move(texts), std::vector<std::string>{}, MlmMasking{},
@@ -231,7 +230,7 @@ TEST(PretrainTask, ResumeReachesExactlyTheUninterruptedWeights) {
   TrainConfig c = tiny_train(12);
   c.save_every = 4;
   Distributed single;
-  auto full = tiny_task(0.1, phrase_corpus(4));  // with dropout: its RNG comes back from the checkpoint
+  auto full = tiny_task(0.1, phrase_corpus(4));  // with dropout (the Trainer reseeds it per step)
   Trainer(c, fresh_dir("full"), single).fit(*full, false);
 
   std::string dir = fresh_dir("resumed");
