@@ -327,7 +327,7 @@ stage_aggregate() {
     echo "# Results"
     echo
     echo "Command: \`scripts/reproduce_tables.sh $ORIG_ARGS\`"
-    echo "Machine: $(uname -srm), $(nproc) cores; ellm $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown); $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "Machine: $(uname -srm), $(nproc --all) cores; ellm $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown); $(date -u +%Y-%m-%dT%H:%MZ)"
     echo "Data: $DATA (train $(wc -l < "$D/train.pairs.jsonl") pairs; test: ${TEST:-dev split}, $(wc -l < "$D/test.pairs.jsonl") pairs); folds $FOLDS; seeds $SEEDS"
     echo
     cat "$OUT/results.md"
