@@ -1,4 +1,5 @@
-// ellm bench forward | generate: decoder throughput on random weights (JSON lines).
+// ellm bench forward | generate: decoder throughput on random weights (JSON lines);
+// train-decoder lives in bench_train_decoder.cpp.
 // Geometries are configs/models/<name>.json; figures compare with ../shared/PEERS.md.
 #include <torch/torch.h>
 
@@ -7,7 +8,6 @@
 #include "commands.h"
 #include "ellm/models/decoder.h"
 #include "ellm/models/generate.h"
-#include "ellm/train/adamw.h"
 #include "ellm/util/bench.h"
 #include "ellm/util/device.h"
 #include "ellm/util/error.h"
@@ -17,13 +17,14 @@ namespace ellm::cli {
 
 double measure_fp32_peak_gflops(int size, double seconds);  // bench.cpp
 
-namespace {
-
-DecoderConfig bench_config(const std::string& name) {
+// A geometry by name (configs/models/NAME.json) or path; also used by bench_train_decoder.cpp.
+DecoderConfig bench_decoder_config(const std::string& name) {
   std::string path = name;
   if (!std::filesystem::exists(path)) path = ellm::source_dir() + "/configs/models/" + name + ".json";
   return DecoderConfig::load(path);
 }
+
+namespace {
 
 // Matmul FLOPs of one forward over T tokens of one sequence (attention over all S=T keys
 // as computed, the full-vocabulary head on the kept positions).
@@ -52,7 +53,7 @@ void add_forward(CLI::App& bench) {
     double peak = dev.is_cpu() ? measure_fp32_peak_gflops(2048, 2.0) : 0.0;
     if (peak > 0) emit_bench("gemm", {{"n", 2048}, {"dtype", "fp32"}, {"threads", at::get_num_threads()}}, "throughput", peak, "GFLOP/s");
     for (const auto& name : models) {
-      DecoderConfig cfg = bench_config(name);
+      DecoderConfig cfg = bench_decoder_config(name);
       for (const auto& dt : dtypes) {
         Decoder m = make_decoder(cfg, parse_dtype(dt), dev, 0);
         m->eval();
@@ -90,7 +91,7 @@ void add_generate_bench(CLI::App& bench) {
   cmd->callback([] {
     auto dev = resolve_device(device);
     for (const auto& name : models) {
-      DecoderConfig cfg = bench_config(name);
+      DecoderConfig cfg = bench_decoder_config(name);
       for (const auto& dt : dtypes) {
         Decoder m = make_decoder(cfg, parse_dtype(dt), dev, 0);
         for (int64_t b : batches) {
@@ -116,56 +117,12 @@ void add_generate_bench(CLI::App& bench) {
   });
 }
 
-// Full fine-tuning steps (forward, next-token loss over every position, backward,
-// clipping, AdamW) as PEERS.md's transformers figure measures them.
-void add_train_bench(CLI::App& bench) {
-  auto* cmd = bench.add_subcommand("train-decoder", "decoder training steps (forward+backward+AdamW): tokens/s");
-  static std::vector<std::string> models{"qwen2-tiny"}, dtypes{"fp32", "bf16"};
-  static int64_t batch = 4, seq = 256;
-  static double seconds = 5.0;
-  static bool checkpointing = false;
-  static std::string device = "auto";
-  cmd->add_option("--model", models, "geometries")->delimiter(',')->capture_default_str();
-  cmd->add_option("--dtype", dtypes)->delimiter(',')->capture_default_str();
-  cmd->add_option("--batch", batch)->capture_default_str();
-  cmd->add_option("--seq", seq)->capture_default_str();
-  cmd->add_option("--seconds", seconds, "minimum measuring time per case")->capture_default_str();
-  cmd->add_flag("--gradient-checkpointing", checkpointing, "recompute each layer in backward");
-  cmd->add_option("--device", device)->capture_default_str();
-  cmd->callback([] {
-    auto dev = resolve_device(device);
-    for (const auto& name : models) {
-      DecoderConfig cfg = bench_config(name);
-      for (const auto& dt : dtypes) {
-        Decoder m = make_decoder(cfg, parse_dtype(dt), dev, 0);
-        m->train();
-        m->set_gradient_checkpointing(checkpointing);
-        AdamW opt(m->base_parameters(), AdamWOptions{});
-        auto ids = torch::randint(cfg.vocab_size, {batch, seq}, torch::TensorOptions().dtype(torch::kInt64).device(dev));
-        auto t = time_runs([&] {
-          opt.zero_grad();
-          torch::Tensor logits = m->forward(ids.narrow(1, 0, seq - 1));
-          torch::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, cfg.vocab_size}),
-                                                                    ids.narrow(1, 1, seq - 1).reshape({-1}));
-          loss.backward();
-          clip_grad_norm(m->base_parameters(), 1.0);
-          opt.step(1e-4);
-        }, 1, 3, seconds);
-        emit_bench("decoder_train",
-                   {{"model", name}, {"dtype", dt}, {"batch", batch}, {"seq", seq}, {"gradient_checkpointing", checkpointing},
-                    {"params", m->num_parameters()}, {"threads", at::get_num_threads()}, {"device", dev.str()}},
-                   "throughput", batch * seq / t.median_s, "tokens/s", {{"median_ms", t.median_s * 1e3}, {"runs", t.runs}});
-      }
-    }
-  });
-}
-
 }  // namespace
 
 void add_bench_decoder(CLI::App& bench) {
   add_forward(bench);
   add_generate_bench(bench);
-  add_train_bench(bench);
+  add_bench_train_decoder(bench);
 }
 
 }  // namespace ellm::cli

@@ -28,8 +28,10 @@ void add_plan(CLI::App& app);
 void add_model(CLI::App& app);
 void add_generate(CLI::App& app);
 void add_finetune(CLI::App& app);
-// `ellm bench forward|generate` (bench_decoder.cpp), added by add_bench.
+// `ellm bench forward|generate` (bench_decoder.cpp), added by add_bench; it also adds
+// `ellm bench train-decoder` (bench_train_decoder.cpp).
 void add_bench_decoder(CLI::App& bench);
+void add_bench_train_decoder(CLI::App& bench);
 void add_teacher(CLI::App& app);
 void add_serve(CLI::App& app);
 // `ellm bench teacher` (bench_teacher.cpp), registered by add_bench.

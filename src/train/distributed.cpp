@@ -201,6 +201,17 @@ double Distributed::allreduce_sum(double value) {
   return t.item<double>();
 }
 
+void Distributed::allreduce_gradients(const std::vector<std::pair<std::string, at::Tensor>>& params) {
+  std::vector<at::Tensor> grads;
+  grads.reserve(params.size());
+  for (const auto& [name, p] : params) {
+    // Also with one rank: callers (clipping, the optimizer) then see a gradient for every parameter.
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    grads.push_back(p.grad());
+  }
+  allreduce_sum(grads);
+}
+
 void Distributed::broadcast(const std::vector<at::Tensor>& tensors, int root) {
   if (env_.world_size == 1) return;
   torch::NoGradGuard no_grad;

@@ -362,12 +362,7 @@ TrainResult Trainer::fit(TrainTask& task, bool resume) {
       local_tokens += out.tokens;
       for (const auto& [k, v] : out.terms) local_terms[k] += v;
     }
-    std::vector<at::Tensor> grads;
-    for (auto& [name, p] : params) {
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-      grads.push_back(p.grad());
-    }
-    dist_.allreduce_sum(grads);
+    dist_.allreduce_gradients(params);
     double grad_norm = clip_grad_norm(params, c.max_grad_norm);
     ELLM_CHECK(std::isfinite(grad_norm), "step {}: the gradient norm is {} ({}); stopping", step, grad_norm,
                task.describe(plan.global));

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ellm {
@@ -53,6 +54,12 @@ class Distributed {
   // flat buckets of at most bucket_bytes and reduced asynchronously.
   void allreduce_sum(const std::vector<at::Tensor>& tensors, size_t bucket_bytes = 25u << 20);
   double allreduce_sum(double value);
+  // The data-parallel step after backward: sums every parameter's gradient
+  // across ranks (bucketed, as above). A parameter that received no gradient
+  // gets zeros first, so that every rank reduces the same list of tensors.
+  // The caller scales the loss so that the sum is the gradient it wants.
+  // Shared by the Trainer and `ellm bench train-decoder`.
+  void allreduce_gradients(const std::vector<std::pair<std::string, at::Tensor>>& params);
   // Copies rank `root`'s tensors into every rank's (in place).
   void broadcast(const std::vector<at::Tensor>& tensors, int root = 0);
   void barrier();
