@@ -110,6 +110,14 @@ void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* op, int rank) 
 }
 }  // namespace
 
+// The tensor a collective moves: Gloo (libtorch 1.13) has no bfloat16/half reductions
+// ("Invalid scalar type"), so those travel as float32 and are copied back (the sum is then
+// also exact in fp32 before rounding). NCCL takes them as they are.
+at::Tensor Distributed::wire(const at::Tensor& t) const {
+  bool narrow_float = t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kHalf;
+  return narrow_float && !device_.is_cuda() ? t.to(at::kFloat) : t;
+}
+
 Distributed::Distributed() = default;
 Distributed::~Distributed() = default;
 Distributed::Distributed(Distributed&&) noexcept = default;
@@ -180,7 +188,7 @@ void Distributed::allreduce_sum(const std::vector<at::Tensor>& tensors, size_t b
   for (auto& bucket : buckets) {
     std::vector<at::Tensor> flats;
     for (const auto& m : bucket.members) flats.push_back(m.reshape({-1}));
-    bucket.flat = {torch::cat(flats)};
+    bucket.flat = {wire(torch::cat(flats))};
     bucket.work = group_->allreduce(bucket.flat);
   }
   for (auto& bucket : buckets) {
@@ -216,9 +224,10 @@ void Distributed::broadcast(const std::vector<at::Tensor>& tensors, int root) {
   if (env_.world_size == 1) return;
   torch::NoGradGuard no_grad;
   for (const auto& t : tensors) {
-    std::vector<at::Tensor> v{t.is_contiguous() ? t : t.contiguous()};
+    at::Tensor w = wire(t);
+    std::vector<at::Tensor> v{w.is_contiguous() ? w : w.contiguous()};
     wait(group_->broadcast(v, root), "broadcast", env_.rank);
-    if (!t.is_contiguous()) const_cast<at::Tensor&>(t).copy_(v[0]);
+    if (!v[0].is_same(t)) const_cast<at::Tensor&>(t).copy_(v[0]);
   }
 }
 

@@ -65,6 +65,7 @@ class Distributed {
   void barrier();
 
  private:
+  at::Tensor wire(const at::Tensor& t) const;
   DistEnv env_;
   c10::Device device_{c10::kCPU};
   std::unique_ptr<ProcessGroupHandle> group_;
