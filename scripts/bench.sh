@@ -17,6 +17,9 @@ step tokenize
 step forward --model qwen2-tiny,qwen2-0.5b --dtype fp32,bf16
 step generate --model qwen2-tiny,qwen2-0.5b --dtype fp32,bf16 --batch 1,8
 step train-decoder --model qwen2-tiny --dtype fp32,bf16
+echo "bench: launch -n 2 -- train-decoder --scaling" >&2
+"$ELLM" --log-level warn launch -n 2 -- --log-level warn --threads 1 bench train-decoder --model qwen2-tiny --dtype fp32 \
+  --seconds 10 --scaling | tee -a "$OUT.tmp"
 step student
 if [ -d runs/demo/finetune/cot/final ]; then
   step teacher --model runs/demo/finetune/cot/final --batch 1,16
