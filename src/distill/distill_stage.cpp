@@ -15,9 +15,27 @@ namespace fs = std::filesystem;
 
 namespace ellm {
 
-json distill_default_config() {
+json student_encoder_default_config() {
   BertConfig b;
+  return {{"vocab_size", 0},
+          {"hidden_size", 128},
+          {"num_hidden_layers", 2},
+          {"num_attention_heads", 2},
+          {"intermediate_size", 512},
+          {"hidden_act", b.hidden_act},
+          {"hidden_dropout_prob", b.hidden_dropout_prob},
+          {"attention_probs_dropout_prob", b.attention_probs_dropout_prob},
+          {"max_position_embeddings", 128},
+          {"type_vocab_size", b.type_vocab_size},
+          {"initializer_range", b.initializer_range},
+          {"layer_norm_eps", b.layer_norm_eps}};
+}
+
+json distill_default_config() {
   InputLimits lim;
+  json model = student_encoder_default_config();
+  model["shared_towers"] = true;
+  model["projection_dim"] = 128;
   json train = train_default_config();
   train["lr"] = 5e-4;
   train["batch_size"] = 32;
@@ -28,21 +46,7 @@ json distill_default_config() {
   return {{"student", "cross-encoder"},
           {"tokenizer", ""},
           {"init_from", ""},
-          {"model",
-           {{"vocab_size", 0},
-            {"hidden_size", 128},
-            {"num_hidden_layers", 2},
-            {"num_attention_heads", 2},
-            {"intermediate_size", 512},
-            {"hidden_act", b.hidden_act},
-            {"hidden_dropout_prob", b.hidden_dropout_prob},
-            {"attention_probs_dropout_prob", b.attention_probs_dropout_prob},
-            {"max_position_embeddings", 128},
-            {"type_vocab_size", b.type_vocab_size},
-            {"initializer_range", b.initializer_range},
-            {"layer_norm_eps", b.layer_norm_eps},
-            {"shared_towers", true},
-            {"projection_dim", 128}}},
+          {"model", model},
           {"inputs",
            {{"max_length", lim.max_length},
             {"max_query_length", lim.max_query_length},

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "ellm/data/text_corpus.h"
+#include "ellm/distill/distill_stage.h"
 #include "ellm/distill/pretrain_task.h"
 #include "ellm/io/atomic_file.h"
 #include "ellm/models/student.h"
@@ -16,7 +17,6 @@ namespace fs = std::filesystem;
 namespace ellm {
 
 json pretrain_default_config() {
-  BertConfig b;
   MlmMasking mlm;
   json train = train_default_config();
   train["max_steps"] = 600;
@@ -26,19 +26,7 @@ json pretrain_default_config() {
   train["warmup_ratio"] = 0.1;
   train["save_every"] = 200;
   return {{"tokenizer", ""},
-          {"model",
-           {{"vocab_size", 0},
-            {"hidden_size", 128},
-            {"num_hidden_layers", 2},
-            {"num_attention_heads", 2},
-            {"intermediate_size", 512},
-            {"hidden_act", b.hidden_act},
-            {"hidden_dropout_prob", b.hidden_dropout_prob},
-            {"attention_probs_dropout_prob", b.attention_probs_dropout_prob},
-            {"max_position_embeddings", 128},
-            {"type_vocab_size", b.type_vocab_size},
-            {"initializer_range", b.initializer_range},
-            {"layer_norm_eps", b.layer_norm_eps}}},
+          {"model", student_encoder_default_config()},
           {"data", {{"split", "train"}, {"max_length", 64}, {"eval_texts", 256}, {"max_texts", 0}}},
           {"mlm", {{"mask_prob", mlm.mask_prob}, {"mask_token", mlm.mask_token}, {"random_token", mlm.random_token}}},
           {"eval", {{"batch", 64}}},

@@ -34,6 +34,10 @@ using json = nlohmann::json;
 
 json distill_default_config();
 
+// The student encoder's default geometry (the "model" block without the tower keys), shared
+// with `ellm pretrain` so that a pre-trained encoder fits the students as configured.
+json student_encoder_default_config();
+
 struct DistillPaths {
   std::string pairs;    // training pairs (and dev pairs unless `dev` is given)
   std::string dev;      // optional separate dev pairs file
