@@ -14,7 +14,9 @@
 #include "ellm/util/strings.h"
 
 namespace ellm {
-namespace {
+// Named (not anonymous): AttributeAnnotator::Impl holds these types, and an anonymous
+// namespace would give its fields internal linkage when the file is compiled in a unity batch.
+namespace attribute_detail {
 
 bool is_word_byte(unsigned char c) { return std::isalnum(c) || c >= 0x80; }
 bool is_alpha(unsigned char c) { return std::isalpha(c) != 0; }
@@ -141,7 +143,8 @@ std::string cut(const std::string& s, size_t b, size_t e) { return s.substr(b, e
 
 int verdict_rank(const std::string& v) { return v == "match" ? 3 : v == "partial" ? 2 : v == "mismatch" ? 1 : 0; }
 
-}  // namespace
+}  // namespace attribute_detail
+using namespace attribute_detail;
 
 struct AttributeAnnotator::Impl {
   GradeScale grades;

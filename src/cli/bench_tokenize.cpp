@@ -4,6 +4,7 @@
 // the npm cache are there. Also checks that both produce the same ids (reported as
 // "mismatches"). JSON lines as util/bench.h.
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <ctime>

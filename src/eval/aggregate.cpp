@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "ellm/eval/metrics.h"
 #include "ellm/eval/report.h"
 #include "ellm/io/atomic_file.h"
 #include "ellm/util/config.h"
@@ -20,7 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 double number_or_nan(const json& j, const std::string& key) {
   if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return kNaN;

@@ -14,7 +14,6 @@ namespace ellm {
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // Indices sorted by score, highest first; equal scores keep index order (the
 // order never matters below, because everything walks whole tie groups).

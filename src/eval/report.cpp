@@ -27,7 +27,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // nlohmann writes NaN as null; make that explicit so that reading back is the same.
 json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }

@@ -33,7 +33,8 @@ CotParseError::CotParseError(int line, std::string reason, const std::string& de
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
+// Spaces within a line (a newline ends a CoT step, so it is not one of them).
+bool is_inline_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
 
 std::string quote_term(const std::string& term) {
   if (term.empty()) return "-";
@@ -54,7 +55,7 @@ struct LineParser {
 
   [[noreturn]] void error(const char* reason, const std::string& detail) const { throw CotParseError(line, reason, detail); }
   void skip_ws() {
-    while (i < s.size() && is_space(s[i])) ++i;
+    while (i < s.size() && is_inline_space(s[i])) ++i;
   }
   bool at_end() {
     skip_ws();
@@ -85,7 +86,7 @@ struct LineParser {
   // A closing quote is one followed by optional spaces and then '|' or the end of the line.
   bool closes_here(size_t quote) const {
     size_t j = quote + 1;
-    while (j < s.size() && is_space(s[j])) ++j;
+    while (j < s.size() && is_inline_space(s[j])) ++j;
     return j >= s.size() || s[j] == '|';
   }
   std::string term(const char* side) {
@@ -206,7 +207,7 @@ Cot parse_cot(std::string_view text, const GradeScale& grades) {
     if (!p.separator()) p.error("missing_verdict", "expected '| <verdict>' after the item term");
     p.skip_ws();
     size_t vb = p.i;
-    while (p.i < line.size() && !is_space(line[p.i])) ++p.i;
+    while (p.i < line.size() && !is_inline_space(line[p.i])) ++p.i;
     std::string verdict = line.substr(vb, p.i - vb);
     if (verdict.empty()) p.error("missing_verdict", "expected a verdict after the last '|'");
     if (!parse_verdict(verdict, step.verdict))

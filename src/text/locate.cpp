@@ -6,7 +6,7 @@
 namespace ellm {
 namespace {
 
-bool is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_ascii_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 // Bytes of UTF-8 sequences count as word characters: "café" is one word.
 bool is_word(unsigned char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c >= 0x80; }
 char lower(unsigned char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : static_cast<char>(c); }
@@ -23,7 +23,7 @@ Folded fold(std::string_view s) {
   f.offset.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
     auto c = static_cast<unsigned char>(s[i]);
-    if (is_space(c)) continue;
+    if (is_ascii_space(c)) continue;
     f.bytes.push_back(lower(c));
     f.offset.push_back(static_cast<int64_t>(i));
   }
@@ -80,7 +80,7 @@ TermLocation locate_term(std::string_view text, std::string_view term) {
   std::vector<std::string> words;
   std::string word;
   for (char c : term) {
-    if (is_space(static_cast<unsigned char>(c))) {
+    if (is_ascii_space(static_cast<unsigned char>(c))) {
       if (!word.empty()) words.push_back(word), word.clear();
     } else {
       word.push_back(c);

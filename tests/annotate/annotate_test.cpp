@@ -89,7 +89,9 @@ TEST(AttributeAnnotator, AgreesWithDemoGroundTruth) {
   std::cout << "truth agreement " << agree.to_json().dump() << "\n";
   EXPECT_GE(agree.rate(), 0.9);
   for (const auto& [dim, c] : agree.by_dimension)
-    if (c.second >= 100) EXPECT_GE(static_cast<double>(c.first) / c.second, 0.8) << dim;
+    if (c.second >= 100) {
+      EXPECT_GE(static_cast<double>(c.first) / c.second, 0.8) << dim;
+    }
   EXPECT_EQ(unlocated, 0) << "every quoted term is copied from the query or the item text";
   EXPECT_GE(noiseless_grade, static_cast<int>(0.85 * pairs.size()));
 }

@@ -8,22 +8,18 @@
 #include <fstream>
 #include <unistd.h>
 
+#include "../common/temp_dir.h"
 #include "ellm/distill/distill_stage.h"
 #include "ellm/io/safetensors.h"
 #include "ellm/models/student.h"
 #include "ellm/util/config.h"
 
+using ellm::test_support::fresh_dir;
+
 using namespace ellm;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ellm_distill_stage_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
 
 void write_data(const std::string& dir) {
   std::ofstream v(dir + "/vocab.txt");

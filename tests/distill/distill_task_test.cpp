@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <unistd.h>
 
+#include "../common/temp_dir.h"
 #include "../common/tiny_tokenizer.h"
 #include "ellm/distill/distill_task.h"
 #include "ellm/distill/targets.h"
@@ -17,6 +18,8 @@
 #include "ellm/util/config.h"
 #include "ellm/util/error.h"
 
+using ellm::test_support::fresh_dir;
+
 using namespace ellm;
 namespace fs = std::filesystem;
 
@@ -25,13 +28,6 @@ namespace {
 const std::vector<std::string> kWords = {"grey", "gray", "sofa", "chair", "oak", "table", "lamp", "red", "blue", "rug"};
 
 std::shared_ptr<test_support::TinyTokenizer> tok() { return std::make_shared<test_support::TinyTokenizer>(kWords); }
-
-std::string fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ellm_distill_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
 
 // Relevant (exact) when the item names the query's product word.
 std::vector<Pair> make_pairs(int n, const std::string& split, int offset) {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <unistd.h>
 
+#include "../common/temp_dir.h"
 #include "../common/tiny_tokenizer.h"
 #include "ellm/data/mlm_masking.h"
 #include "ellm/data/text_corpus.h"
@@ -21,19 +22,14 @@
 #include "ellm/util/config.h"
 #include "ellm/util/error.h"
 
+using ellm::test_support::fresh_dir;
+
 using namespace ellm;
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ellm_pretrain_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
-
-const std::vector<std::string> kWords = {"grey", "red", "blue", "sofa", "chair", "table", "lamp", "rug",
+const std::vector<std::string> kMlmWords = {"grey", "red", "blue", "sofa", "chair", "table", "lamp", "rug",
                                          "oak",  "linen", "velvet", "with", "arms", "for", "kids", "outdoor"};
 
 // 8 fixed phrases, repeated: every masked word is predictable from its context.
@@ -72,7 +68,7 @@ TrainConfig tiny_train(int64_t steps) {
 }
 
 std::unique_ptr<PretrainTask> tiny_task(double dropout, std::vector<std::string> texts, uint64_t seed = 3) {
-  auto tok = std::make_shared<test_support::TinyTokenizer>(kWords);
+  auto tok = std::make_shared<test_support::TinyTokenizer>(kMlmWords);
   MlmVocab v = mlm_vocab(*tok);
   BertForMaskedLM model(tiny_bert(v.min_model_vocab, dropout));
   model->init_weights(seed);
@@ -147,16 +143,16 @@ TEST(MlmMasking, DeterministicGivenTheSeed) {
 }
 
 TEST(MlmMasking, VocabAddsAMaskIdWhenTheTokenizerHasNone) {
-  test_support::TinyTokenizer plain(kWords);
+  test_support::TinyTokenizer plain(kMlmWords);
   MlmVocab v = mlm_vocab(plain);
   EXPECT_TRUE(v.added_mask);
   EXPECT_EQ(v.mask_id, plain.vocab_size());
   EXPECT_EQ(v.min_model_vocab, plain.vocab_size() + 1);
   // [PAD] [CLS] [SEP] are never random replacements; [UNK] is ordinary text for this tokenizer.
-  EXPECT_EQ(v.random_ids.size(), kWords.size() + 1);
+  EXPECT_EQ(v.random_ids.size(), kMlmWords.size() + 1);
   for (int64_t id : v.random_ids) EXPECT_FALSE(id == 0 || id == 2 || id == 3) << id;
 
-  auto words = kWords;
+  auto words = kMlmWords;
   words.push_back("[MASK]");
   test_support::TinyTokenizer with_mask(words);
   MlmVocab w = mlm_vocab(with_mask);

@@ -8,24 +8,17 @@
 #include <limits>
 
 #include "ellm/util/error.h"
+#include "../common/expect_error.h"
+
+using ellm::test_support::error_of;
 
 using namespace ellm;
 
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
 
 namespace {
 const std::vector<double> kScores = {0.1, 0.4, 0.35, 0.8};
 const std::vector<int> kLabels = {0, 0, 1, 1};
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 }  // namespace
 
 TEST(Metrics, RocAucClassicAndTies) {

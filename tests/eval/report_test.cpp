@@ -14,22 +14,15 @@
 #include "ellm/io/atomic_file.h"
 #include "ellm/util/config.h"
 #include "ellm/util/error.h"
+#include "../common/expect_error.h"
+
+using ellm::test_support::error_of;
 
 using namespace ellm;
 namespace fs = std::filesystem;
 
-#define EXPECT_CONTAINS(text, part) EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
 
 namespace {
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 Pair make_pair(const std::string& id, const std::string& qid, const std::string& query, const std::string& title,
                int label) {

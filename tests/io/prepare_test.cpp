@@ -16,7 +16,9 @@
 namespace fs = std::filesystem;
 using namespace ellm;
 
-namespace {
+// Named, not anonymous: gtest derives a class per TEST_F from the fixture (unity builds warn
+// about an anonymous base otherwise).
+namespace prepare_test {
 
 class Prepare : public ::testing::Test {
  protected:
@@ -46,7 +48,8 @@ class Prepare : public ::testing::Test {
 
 const char* kHomeDepotHeader = "id\tquery_id\tquery\tproduct_uid\tproduct_title\trelevance\tgrade\n";
 
-}  // namespace
+}  // namespace prepare_test
+using namespace prepare_test;
 
 TEST_F(Prepare, HomeDepotLayoutKeepsSplitsGradesAndRelevance) {
   write("hd/train.tsv", std::string(kHomeDepotHeader) +

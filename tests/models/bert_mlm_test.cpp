@@ -10,18 +10,21 @@
 #include <set>
 #include <unistd.h>
 
+#include "../common/temp_dir.h"
 #include "ellm/io/checkpoint.h"
 #include "ellm/models/bert_mlm.h"
 #include "ellm/models/cross_encoder.h"
 #include "ellm/util/config.h"
 #include "ellm/util/error.h"
 
+using ellm::test_support::fresh_dir;
+
 using namespace ellm;
 namespace fs = std::filesystem;
 
 namespace {
 
-BertConfig tiny_config() {
+BertConfig tiny_mlm_config() {
   BertConfig c;
   c.vocab_size = 11;
   c.hidden_size = 8;
@@ -34,13 +37,6 @@ BertConfig tiny_config() {
   return c;
 }
 
-std::string fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ellm_bert_mlm_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
-
 // Non-trivial head parameters, so that every one of them shows in the loss.
 void randomise(BertForMaskedLM& m) {
   torch::NoGradGuard g;
@@ -51,7 +47,7 @@ void randomise(BertForMaskedLM& m) {
 }  // namespace
 
 TEST(BertMlm, ParameterNamesAreHuggingFaceBertForMaskedLM) {
-  BertForMaskedLM m(tiny_config());
+  BertForMaskedLM m(tiny_mlm_config());
   std::set<std::string> names;
   for (auto& p : m->named_parameters()) names.insert(p.key());
   for (const char* n : {"bert.embeddings.word_embeddings.weight", "bert.embeddings.position_embeddings.weight",
@@ -69,7 +65,7 @@ TEST(BertMlm, ParameterNamesAreHuggingFaceBertForMaskedLM) {
 }
 
 TEST(BertMlm, LossEqualsIndependentComputation) {
-  BertConfig c = tiny_config();
+  BertConfig c = tiny_mlm_config();
   BertForMaskedLM m(c);
   randomise(m);
   m->eval();
@@ -126,7 +122,7 @@ TEST(BertMlm, SavedDirectoryLoadsIntoCrossEncoderEncoderUnchanged) {
   {
     std::ofstream(dir + "/vocab.txt") << "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\nb\nc\nd\ne\nf\n";
   }
-  BertForMaskedLM m(tiny_config());
+  BertForMaskedLM m(tiny_mlm_config());
   randomise(m);
   save_bert_mlm(m, dir + "/out", dir + "/vocab.txt", {{"mask_token_id", 4}});
   json cfg = read_json_file(dir + "/out/config.json");
@@ -156,7 +152,7 @@ TEST(BertMlm, SavedDirectoryLoadsIntoCrossEncoderEncoderUnchanged) {
   EXPECT_TRUE(torch::equal(ce->bert()->named_parameters()["pooler.dense.weight"], pooler_before));
 
   // Shapes are checked: a student of another width is refused, naming the tensor.
-  BertConfig wide = tiny_config();
+  BertConfig wide = tiny_mlm_config();
   wide.hidden_size = 16;
   CrossEncoder other(wide, 3);
   try {

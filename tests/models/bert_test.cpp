@@ -7,16 +7,19 @@
 #include <filesystem>
 #include <unistd.h>
 
+#include "../common/temp_dir.h"
 #include "ellm/io/checkpoint.h"
 #include "ellm/models/bert.h"
 #include "ellm/util/error.h"
+
+using ellm::test_support::fresh_dir;
 
 using namespace ellm;
 namespace fs = std::filesystem;
 
 namespace {
 
-BertConfig tiny_config() {
+BertConfig tiny_bert_config() {
   BertConfig c;
   c.vocab_size = 23;
   c.hidden_size = 8;
@@ -28,13 +31,6 @@ BertConfig tiny_config() {
   c.attention_probs_dropout_prob = 0;
   c.layer_norm_eps = 1e-12;
   return c;
-}
-
-std::string fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ellm_bert_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
 }
 
 // Reference forward of ONE sequence (its real tokens only), double precision,
@@ -111,7 +107,7 @@ std::vector<std::vector<double>> reference_forward(const std::map<std::string, t
 }  // namespace
 
 TEST(Bert, ForwardMatchesIndependentComputationAndIgnoresPadding) {
-  BertConfig c = tiny_config();
+  BertConfig c = tiny_bert_config();
   BertModel bert(c, true);
   bert->init_weights(3);
   {
@@ -165,7 +161,7 @@ TEST(Bert, ConfigReadsHuggingFaceFieldsAndRejectsBadOnes) {
 }
 
 TEST(Bert, LoadsHuggingFaceCheckpointsStrictly) {
-  BertConfig c = tiny_config();
+  BertConfig c = tiny_bert_config();
   BertModel src(c, true);
   src->init_weights(11);
   // Written the way transformers' BertForPreTraining saves: bert.* + cls.* heads + legacy position_ids.

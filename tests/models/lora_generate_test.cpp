@@ -11,6 +11,9 @@
 #include "ellm/models/lora.h"
 #include "ellm/util/config.h"
 #include "ellm/util/error.h"
+#include "../common/temp_dir.h"
+
+using ellm::test_support::fresh_path;
 
 using namespace ellm;
 namespace fs = std::filesystem;
@@ -27,12 +30,6 @@ DecoderConfig small_config() {
   c.num_key_value_heads = 2;
   c.head_dim = 8;
   return c;
-}
-
-std::string temp_dir(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("ellm_lora_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p.string();
 }
 
 // Makes B non-zero so that the adapter changes the output.
@@ -96,7 +93,7 @@ TEST(Lora, OnlyAdapterGetsGradients) {
 
 TEST(Lora, SaveLoadAndMergeEqualBasePlusAdapter) {
   for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
-    auto base_dir = temp_dir("base"), adapter_dir = temp_dir("adapter");
+    auto base_dir = fresh_path("lora_base"), adapter_dir = fresh_path("lora_adapter");
     auto m = make_decoder(small_config(), dtype, torch::kCPU, 2);
     save_decoder(m, base_dir);
     LoraConfig cfg;
@@ -132,7 +129,7 @@ TEST(Lora, SaveLoadAndMergeEqualBasePlusAdapter) {
     EXPECT_GT((with_adapter - base_only).abs().max().item<double>(), 4 * tol);
     EXPECT_TRUE(torch::allclose(merged, with_adapter, tol, tol)) << (merged - with_adapter).abs().max();
     // The merged model saves as a plain HF model.
-    auto merged_dir = temp_dir("merged");
+    auto merged_dir = fresh_path("lora_merged");
     save_decoder(reloaded, merged_dir);
     EXPECT_TRUE(torch::equal(load_decoder(merged_dir, dtype, torch::kCPU)->forward(ids), merged));
     // An adapter whose tensors do not fit is refused, naming the tensor.

@@ -6,12 +6,15 @@
 #include <filesystem>
 #include <unistd.h>
 
+#include "../common/temp_dir.h"
 #include "../common/tiny_tokenizer.h"
 #include "ellm/distill/student_inputs.h"
 #include "ellm/io/checkpoint.h"
 #include "ellm/models/student.h"
 #include "ellm/text/item_text.h"
 #include "ellm/util/error.h"
+
+using ellm::test_support::fresh_path;
 
 using namespace ellm;
 namespace fs = std::filesystem;
@@ -21,12 +24,6 @@ namespace {
 std::shared_ptr<test_support::TinyTokenizer> tiny_tok() {
   return std::make_shared<test_support::TinyTokenizer>(std::vector<std::string>{
       "grey", "sofa", "sectional", "gray", "linen", "chair", "oak", "table", "|", "color", ":", "brand", "ashley"});
-}
-
-std::string fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ellm_students_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d.string();
 }
 
 StudentConfig tiny_student(StudentKind kind) {
@@ -116,7 +113,7 @@ TEST(Students, CrossEncoderSavesAndLoadsExactly) {
   torch::Tensor p = s.grade_probs(pairs, 2);
   ASSERT_EQ(p.sizes(), (std::vector<int64_t>{3, 3}));
   EXPECT_TRUE(torch::allclose(p.sum(1), torch::ones({3}), 1e-5, 1e-6));
-  std::string dir = fresh_dir("cross");
+  std::string dir = fresh_path("cross");
   save_student(s, dir, "");
   // HF names: a BertForSequenceClassification-style tree.
   CheckpointReader reader(dir);
@@ -157,7 +154,7 @@ TEST(Students, TwoTowerScoresEmbeddingsAndRoundTrip) {
     torch::Tensor e = s.item_embeddings(items, 2);
     ASSERT_EQ(e.sizes(), (std::vector<int64_t>{3, 8}));
     EXPECT_TRUE(torch::allclose(e.norm(2, 1), torch::ones({3}), 1e-5, 1e-6));
-    std::string dir = fresh_dir(shared ? "tt_shared" : "tt_sep");
+    std::string dir = fresh_path(shared ? "tt_shared" : "tt_sep");
     save_student(s, dir, "");
     CheckpointReader reader(dir);
     EXPECT_TRUE(reader.contains(shared ? "bert.embeddings.word_embeddings.weight"

@@ -7,9 +7,12 @@
 #include <fstream>
 #include <thread>
 
+#include "../common/temp_dir.h"
 #include "ellm/models/generate.h"
 #include "ellm/train/sft.h"
 #include "ellm/util/error.h"
+
+using ellm::test_support::fresh_dir;
 
 using namespace ellm;
 namespace fs = std::filesystem;
@@ -68,13 +71,6 @@ class ByteTokenizer : public Tokenizer {
  private:
   std::vector<std::string> specials_{"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
 };
-
-std::string fresh_dir(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("ellm_sft_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
 
 const char* kAnnotations[] = {
     R"({"id":"a1","query":"red sofa","item":{"title":"Red Linen Sofa"},"label":2,"cot":"[category] query: \"sofa\" | item: \"Sofa\" | match\n[attribute:color] query: \"red\" | item: \"Red\" | match\n","grade":"exact"})",

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "../common/temp_dir.h"
 #include "ellm/io/jsonl.h"
 #include "ellm/io/safetensors.h"
 #include "ellm/train/trainer.h"
@@ -13,6 +14,8 @@
 
 #include <set>
 #include <unistd.h>
+
+using ellm::test_support::fresh_path;
 
 using namespace ellm;
 namespace fs = std::filesystem;
@@ -77,19 +80,13 @@ TrainConfig toy_config() {
   return c;
 }
 
-std::string fresh_dir(const std::string& name) {
-  auto d = fs::temp_directory_path() / ("ellm_trainer_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  return d.string();
-}
-
 }  // namespace
 
 TEST(Trainer, SameSeedSameWeights) {
   Distributed single;
   ToyTask a, b;
-  Trainer(toy_config(), fresh_dir("det_a"), single).fit(a, false);
-  Trainer(toy_config(), fresh_dir("det_b"), single).fit(b, false);
+  Trainer(toy_config(), fresh_path("det_a"), single).fit(a, false);
+  Trainer(toy_config(), fresh_path("det_b"), single).fit(b, false);
   EXPECT_TRUE(torch::equal(a.w_, b.w_));
   EXPECT_TRUE(torch::equal(a.b_, b.b_));
 }
@@ -97,7 +94,7 @@ TEST(Trainer, SameSeedSameWeights) {
 TEST(Trainer, LossFallsAndArtifactsAreWritten) {
   Distributed single;
   ToyTask t;
-  std::string dir = fresh_dir("artifacts");
+  std::string dir = fresh_path("artifacts");
   auto cfg = toy_config();
   cfg.max_steps = 40;
   cfg.keep_last = 2;
@@ -120,9 +117,9 @@ TEST(Trainer, LossFallsAndArtifactsAreWritten) {
 TEST(Trainer, ResumeReachesExactlyTheUninterruptedWeights) {
   Distributed single;
   ToyTask full;
-  Trainer(toy_config(), fresh_dir("full"), single).fit(full, false);
+  Trainer(toy_config(), fresh_path("full"), single).fit(full, false);
 
-  std::string dir = fresh_dir("resumed");
+  std::string dir = fresh_path("resumed");
   ToyTask first;
   Trainer interrupted(toy_config(), dir, single);
   interrupted.set_stop_after(7);  // dies after step 7; the last checkpoint is step 6
@@ -138,7 +135,9 @@ TEST(Trainer, ResumeReachesExactlyTheUninterruptedWeights) {
   // The metrics log has each step once.
   std::set<int64_t> steps;
   for (auto& r : read_jsonl(dir + "/metrics.jsonl"))
-    if (r.contains("loss")) EXPECT_TRUE(steps.insert(r["step"].get<int64_t>()).second) << r.dump();
+    if (r.contains("loss")) {
+      EXPECT_TRUE(steps.insert(r["step"].get<int64_t>()).second) << r.dump();
+    }
 }
 
 TEST(Trainer, GradientAccumulationEqualsOneBigBatch) {
@@ -148,21 +147,21 @@ TEST(Trainer, GradientAccumulationEqualsOneBigBatch) {
   auto small = toy_config();
   small.micro_batch_size = 2;
   ToyTask a, b;
-  Trainer(big, fresh_dir("big"), single).fit(a, false);
-  Trainer(small, fresh_dir("small"), single).fit(b, false);
+  Trainer(big, fresh_path("big"), single).fit(a, false);
+  Trainer(small, fresh_path("small"), single).fit(b, false);
   EXPECT_TRUE(torch::allclose(a.w_, b.w_, 1e-5, 1e-6)) << (a.w_ - b.w_).abs().max();
 }
 
 TEST(Trainer, TwoGlooRanksEqualOneProcess) {
   Distributed single;
   ToyTask reference;
-  Trainer(toy_config(), fresh_dir("one"), single).fit(reference, false);
+  Trainer(toy_config(), fresh_path("one"), single).fit(reference, false);
 
   int port = find_free_port();
   std::vector<std::unique_ptr<ToyTask>> tasks;
   tasks.push_back(std::make_unique<ToyTask>());
   tasks.push_back(std::make_unique<ToyTask>());
-  std::string dir = fresh_dir("two");
+  std::string dir = fresh_path("two");
   std::vector<std::string> errors(2);
   std::vector<std::thread> ranks;
   for (int r = 0; r < 2; ++r) {
@@ -190,7 +189,7 @@ TEST(Trainer, TwoGlooRanksEqualOneProcess) {
 TEST(Trainer, NonFiniteLossStopsWithStepAndBatchNamed) {
   Distributed single;
   ToyTask poisoned(64, true);
-  const std::string dir = fresh_dir("nan");
+  const std::string dir = fresh_path("nan");
   try {
     Trainer(toy_config(), dir, single).fit(poisoned, false);
     FAIL() << "expected an error";
@@ -210,7 +209,7 @@ TEST(Trainer, BatchMustDivideAcrossRanksAndMicroBatches) {
   ToyTask t;
   auto c = toy_config();
   c.micro_batch_size = 5;
-  EXPECT_THROW(Trainer(c, fresh_dir("bad"), single).fit(t, false), ellm::Error);
+  EXPECT_THROW(Trainer(c, fresh_path("bad"), single).fit(t, false), ellm::Error);
 }
 
 TEST(EpochPermutation, DeterministicAndComplete) {

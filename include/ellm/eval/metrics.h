@@ -15,10 +15,14 @@
 //    writes NaN as null.
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
 namespace ellm {
+
+// The value of an undefined metric.
+inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // Throws ellm::Error "<what>[i] is NaN/inf" for the first non-finite value.
 void check_finite(const std::vector<double>& values, const std::string& what);
