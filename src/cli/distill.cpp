@@ -21,14 +21,17 @@ void add_export_items(CLI::App* distill) {
   auto* cmd = distill->add_subcommand(
       "export-items", "precompute a two-tower student's item vectors (safetensors: item_embeddings [N,P], item ids in "
                       "the metadata)");
-  static std::string model, pairs, out;
+  static std::string model, pairs, out, dtype = "fp32";
   static int64_t batch = 64;
   cmd->add_option("--model", model, "two-tower student directory")->required();
   cmd->add_option("--pairs", pairs, "pairs.jsonl whose distinct items (by item id) to embed")->required();
   cmd->add_option("--out", out, "output .safetensors file")->required();
   cmd->add_option("--batch", batch, "items per forward pass")->capture_default_str();
+  cmd->add_option("--dtype", dtype, "the encoder's compute dtype: fp32 | bf16 (vectors are saved as fp32)")
+      ->capture_default_str();
   cmd->callback([] {
     auto student = load_student(model);
+    student->set_inference_dtype(parse_dtype(dtype));
     ELLM_CHECK(student->kind() == StudentKind::two_tower, "{}: export-items needs a two-tower student (model_type {})",
                model, student_model_type(student->kind()));
     std::vector<Item> items;

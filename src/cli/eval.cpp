@@ -29,6 +29,7 @@ struct EvalArgs {
   int ece_bins = 10;
   int positive_from = 0;  // 0 = the dataset's
   int64_t batch = 64;
+  std::string dtype = "fp32";
   std::vector<std::string> meta;
 };
 
@@ -68,7 +69,7 @@ void run_eval(const EvalArgs& a) {
 
   PredictionSource source;
   if (!a.scores.empty()) source = {PredictionSource::Kind::scores, a.scores, a.batch};
-  else if (!a.model.empty()) source = {PredictionSource::Kind::model, a.model, a.batch};
+  else if (!a.model.empty()) source = {PredictionSource::Kind::model, a.model, a.batch, a.dtype};
   else source = {PredictionSource::Kind::overlap, "", a.batch};
   json source_info;
   EvalInput input;
@@ -170,6 +171,7 @@ void add_eval(CLI::App& app) {
   cmd->add_option("--positive-from", a.positive_from, "override the dataset's first relevant grade (e.g. 2 = exact vs rest)");
   cmd->add_option("--plots", a.plots, "svg | png | none")->capture_default_str();
   cmd->add_option("--batch", a.batch, "batch size when scoring a model")->capture_default_str();
+  cmd->add_option("--dtype", a.dtype, "compute dtype when scoring a student: fp32 | bf16")->capture_default_str();
   cmd->add_option("--meta", a.meta, "KEY=VALUE stored in report.json meta (model=, variant=, seed= for aggregate)")
       ->allow_extra_args(false);
 

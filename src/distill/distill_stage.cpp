@@ -8,6 +8,7 @@
 #include "ellm/distill/distill_task.h"
 #include "ellm/io/atomic_file.h"
 #include "ellm/io/checkpoint.h"
+#include "ellm/util/autocast.h"
 #include "ellm/util/config.h"
 #include "ellm/util/error.h"
 
@@ -116,6 +117,9 @@ TrainResult run_distill(const json& cfg, const DistillPaths& paths, bool resume,
 
   TrainConfig tc = train_config_from_json(cfg.at("train"));
   Student student(sc, tok, tc.seed);
+  // One precision for the student throughout the stage: autocast in training steps (the
+  // Trainer), the same dtype when it scores the dev pairs.
+  student.set_inference_dtype(parse_training_precision(tc.precision, "train.precision"));
   if (!init_from.empty()) {
     CheckpointReader reader(init_from);
     if (sc.kind == StudentKind::cross_encoder) {

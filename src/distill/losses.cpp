@@ -6,15 +6,25 @@
 
 namespace ellm {
 
-torch::Tensor ce_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
-  ELLM_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0),
+namespace {
+// Losses compute in fp32 even when the model's outputs are bf16 (autocast training,
+// util/autocast.h): log-probabilities and their sums need the mantissa. Double stays double.
+torch::Tensor fp32(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kBFloat16 || t.scalar_type() == torch::kHalf ? t.to(torch::kFloat) : t;
+}
+}  // namespace
+
+torch::Tensor ce_loss(const torch::Tensor& logits_in, const torch::Tensor& labels) {
+  ELLM_CHECK(logits_in.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits_in.size(0),
              "ce_loss: logits [B,K] and labels [B] expected");
+  torch::Tensor logits = fp32(logits_in);
   return torch::nn::functional::cross_entropy(
       logits, labels, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1).reduction(torch::kSum));
 }
 
-torch::Tensor score_kl_loss(const torch::Tensor& logits, const torch::Tensor& teacher_probs, double temperature,
+torch::Tensor score_kl_loss(const torch::Tensor& logits_in, const torch::Tensor& teacher_probs, double temperature,
                             const torch::Tensor& has_target) {
+  torch::Tensor logits = fp32(logits_in);
   ELLM_CHECK(logits.sizes() == teacher_probs.sizes(), "score KL: student logits and teacher probabilities differ in shape");
   ELLM_CHECK(temperature > 0, "score KL: temperature must be positive");
   // softmax(log p / T): the teacher's distribution at temperature T. Zero probabilities stay zero.
@@ -39,7 +49,8 @@ torch::Tensor normalise_score(const torch::Tensor& score, const std::vector<doub
   return (score - lo) / (hi - lo);
 }
 
-torch::Tensor expected_score(const torch::Tensor& logits, const std::vector<double>& grade_values) {
+torch::Tensor expected_score(const torch::Tensor& logits_in, const std::vector<double>& grade_values) {
+  torch::Tensor logits = fp32(logits_in);
   ELLM_CHECK(static_cast<int64_t>(grade_values.size()) == logits.size(-1), "{} grade values for {} logits",
              grade_values.size(), logits.size(-1));
   auto [lo, hi] = value_range(grade_values);
@@ -49,18 +60,21 @@ torch::Tensor expected_score(const torch::Tensor& logits, const std::vector<doub
   return (torch::softmax(logits, -1) * v).sum(-1);
 }
 
-torch::Tensor score_mse_loss(const torch::Tensor& s, const torch::Tensor& t, const torch::Tensor& has_target) {
+torch::Tensor score_mse_loss(const torch::Tensor& s_in, const torch::Tensor& t, const torch::Tensor& has_target) {
+  torch::Tensor s = fp32(s_in);
   return ((s - t).pow(2) * has_target.to(s.scalar_type())).sum();
 }
 
-torch::Tensor score_bce_loss(const torch::Tensor& s, const torch::Tensor& t, const torch::Tensor& has_target) {
+torch::Tensor score_bce_loss(const torch::Tensor& s_in, const torch::Tensor& t, const torch::Tensor& has_target) {
+  torch::Tensor s = fp32(s_in);
   const double eps = 1e-7;
   torch::Tensor sc = s.clamp(eps, 1 - eps);
   torch::Tensor per = -(t * torch::log(sc) + (1 - t) * torch::log(1 - sc));
   return (per * has_target.to(s.scalar_type())).sum();
 }
 
-torch::Tensor bio_loss(const torch::Tensor& tag_logits, const torch::Tensor& tags) {
+torch::Tensor bio_loss(const torch::Tensor& tag_logits_in, const torch::Tensor& tags) {
+  torch::Tensor tag_logits = fp32(tag_logits_in);
   ELLM_CHECK(tag_logits.dim() == 3 && tags.dim() == 2 && tag_logits.size(0) == tags.size(0) &&
                  tag_logits.size(1) == tags.size(1),
              "bio_loss: tag logits [B,T,C] and tags [B,T] expected");
@@ -73,7 +87,8 @@ torch::Tensor bio_loss(const torch::Tensor& tag_logits, const torch::Tensor& tag
   return per_row.sum();  // rows without any tagged token contribute 0
 }
 
-torch::Tensor attn_kl_loss(const torch::Tensor& attention, const torch::Tensor& target, const torch::Tensor& has_target) {
+torch::Tensor attn_kl_loss(const torch::Tensor& attention_in, const torch::Tensor& target, const torch::Tensor& has_target) {
+  torch::Tensor attention = fp32(attention_in);
   ELLM_CHECK(attention.sizes() == target.sizes(), "attn_kl_loss: attention and target differ in shape");
   torch::Tensor positive = target.gt(0);
   torch::Tensor safe_t = torch::where(positive, target, torch::ones_like(target));

@@ -9,6 +9,7 @@
 #include "ellm/io/jsonl.h"
 #include "ellm/text/item_text.h"
 #include "ellm/util/config.h"
+#include "ellm/util/device.h"
 #include "ellm/util/error.h"
 #include "ellm/util/log.h"
 
@@ -143,7 +144,7 @@ std::vector<Prediction> load_predictions(const PredictionSource& source, const s
         fail("{}: missing string field 'model_type'", config_path.string());
       const std::string type = config["model_type"].get<std::string>();
       if (type == "ellm-cross-encoder" || type == "ellm-two-tower") {
-        auto probs = student_grade_probs(source.path, pairs, source.batch);
+        auto probs = student_grade_probs(source.path, pairs, source.batch, parse_dtype(source.dtype));
         ELLM_CHECK(probs.size() == pairs.size(), "{}: {} predictions for {} pairs", source.path, probs.size(),
                    pairs.size());
         preds.resize(pairs.size());
@@ -156,7 +157,7 @@ std::vector<Prediction> load_predictions(const PredictionSource& source, const s
           for (int g = 0; g < scale.size(); ++g) expected += probs[i][g] * scale.values[g];
           preds[i].score = expected;
         }
-        desc = {{"kind", "model"}, {"path", source.path}, {"model_type", type}};
+        desc = {{"kind", "model"}, {"path", source.path}, {"model_type", type}, {"dtype", source.dtype}};
         break;
       }
       if (type == "qwen2" || type == "llama")

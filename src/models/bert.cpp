@@ -5,6 +5,7 @@
 #include <cmath>
 #include <set>
 
+#include "ellm/models/dropout.h"
 #include "ellm/util/error.h"
 #include "ellm/util/strings.h"
 
@@ -104,21 +105,93 @@ BertLayerImpl::BertLayerImpl(const BertConfig& c) : config_(c) {
   auto output = register_module("output", std::make_shared<torch::nn::Module>());
   out_ = output->register_module("dense", torch::nn::Linear(c.intermediate_size, h));
   out_ln_ = output->register_module("LayerNorm", ln());
-  attn_drop_ = register_module("attn_dropout", torch::nn::Dropout(c.attention_probs_dropout_prob));
-  hidden_drop_ = register_module("hidden_dropout", torch::nn::Dropout(c.hidden_dropout_prob));
 }
 
-torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask_bias) {
-  const int64_t b = x.size(0), t = x.size(1), nh = config_.num_attention_heads, hd = config_.hidden_size / nh;
-  auto heads = [&](const torch::Tensor& y) { return y.view({b, t, nh, hd}).transpose(1, 2); };  // [B,nh,T,hd]
-  torch::Tensor q = heads(query_->forward(x)), k = heads(key_->forward(x)), v = heads(value_->forward(x));
-  torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));
-  if (mask_bias.defined()) scores = scores + mask_bias;
-  torch::Tensor probs = attn_drop_->forward(torch::softmax(scores, -1));
-  torch::Tensor ctx = torch::matmul(probs, v).transpose(1, 2).reshape({b, t, nh * hd});
-  torch::Tensor h1 = attn_ln_->forward(x + hidden_drop_->forward(attn_out_->forward(ctx)));
-  torch::Tensor inner = bert_activation(inter_->forward(h1), config_.hidden_act);
-  return out_ln_->forward(h1 + hidden_drop_->forward(out_->forward(inner)));
+void BertLayerImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  if (on) {  // the inference weights would only go stale and hold memory
+    cache_ = Weights{};
+    cache_key_.clear();
+    cache_dtype_ = c10::ScalarType::Undefined;
+  }
+}
+
+BertLayerImpl::Weights BertLayerImpl::live_weights() {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(config_.hidden_size / config_.num_attention_heads));
+  Weights w;
+  // Concatenating (and scaling) 3·H² numbers per forward is negligible next to the matmul it saves.
+  w.qkv_w = torch::cat({query_->weight * scale, key_->weight, value_->weight}, 0);
+  w.qkv_b = torch::cat({query_->bias * scale, key_->bias, value_->bias}, 0);
+  w.attn_out_w = attn_out_->weight, w.attn_out_b = attn_out_->bias;
+  w.attn_ln_w = attn_ln_->weight, w.attn_ln_b = attn_ln_->bias;
+  w.inter_w = inter_->weight, w.inter_b = inter_->bias;
+  w.out_w = out_->weight, w.out_b = out_->bias;
+  w.out_ln_w = out_ln_->weight, w.out_ln_b = out_ln_->bias;
+  return w;
+}
+
+const BertLayerImpl::Weights& BertLayerImpl::inference_weights(c10::ScalarType dtype) {
+  std::vector<std::pair<const void*, uint32_t>> key;
+  for (const auto& p : parameters(/*recurse=*/true)) key.emplace_back(p.data_ptr(), p.is_inference() ? 0u : p._version());
+  if (dtype == cache_dtype_ && key == cache_key_) return cache_;
+  Weights w;
+  {
+    torch::NoGradGuard no_grad;
+    Weights live = live_weights();
+    auto ready = [&](const torch::Tensor& t) { return t.detach().to(dtype).contiguous(); };
+    for (auto [dst, src] : {std::pair{&w.qkv_w, &live.qkv_w}, {&w.qkv_b, &live.qkv_b}, {&w.attn_out_w, &live.attn_out_w},
+                            {&w.attn_out_b, &live.attn_out_b}, {&w.inter_w, &live.inter_w}, {&w.inter_b, &live.inter_b},
+                            {&w.out_w, &live.out_w}, {&w.out_b, &live.out_b}})
+      *dst = ready(*src);
+    // LayerNorm runs on the fp32 residual stream (see forward_with).
+    for (auto [dst, src] : {std::pair{&w.attn_ln_w, &live.attn_ln_w}, {&w.attn_ln_b, &live.attn_ln_b},
+                            {&w.out_ln_w, &live.out_ln_w}, {&w.out_ln_b, &live.out_ln_b}})
+      *dst = src->detach().contiguous();
+  }
+  cache_ = std::move(w);
+  cache_key_ = std::move(key);
+  cache_dtype_ = dtype;
+  return cache_;
+}
+
+torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask_bias, c10::ScalarType dtype) {
+  if (!is_training() && !torch::GradMode::is_enabled()) return forward_with(inference_weights(dtype), x, mask_bias, dtype);
+  return forward_with(live_weights(), x, mask_bias, x.scalar_type());
+}
+
+torch::Tensor BertLayerImpl::forward_with(const Weights& w, const torch::Tensor& x, const torch::Tensor& mask_bias,
+                                          c10::ScalarType mm_dtype) {
+  const int64_t b = x.size(0), t = x.size(1), nh = config_.num_attention_heads, h = config_.hidden_size, hd = h / nh;
+  const bool drop = is_training();
+  // Matmuls (and attention) run in mm_dtype, or in bf16 under autocast; the residual stream,
+  // LayerNorm and GELU stay in x's dtype (fp32): libtorch 1.13's bf16 LayerNorm and GELU
+  // kernels are scalar and ~10× slower than fp32 ones, and fp32 keeps the numerics. The
+  // casts between the two are cheap vectorised copies. ATen's mixed-dtype add takes a scalar
+  // path ~20× slower than a cast plus a same-dtype add, hence `wide` before every residual add.
+  auto narrow = [&](const torch::Tensor& y) { return y.scalar_type() == mm_dtype ? y : y.to(mm_dtype); };
+  auto wide = [&](const torch::Tensor& y) { return y.scalar_type() == x.scalar_type() ? y : y.to(x.scalar_type()); };
+  const double p_attn = config_.attention_probs_dropout_prob, p_hidden = config_.hidden_dropout_prob;
+  // [B,T,3H] → three [B·nh,T,hd] (query already scaled by 1/sqrt(hd)). unbind, not three selects:
+  // its backward is one stack, where each select's allocates and fills a zero [B,T,3H] (10× slower).
+  std::vector<torch::Tensor> qkv = torch::linear(narrow(x), w.qkv_w, w.qkv_b).view({b, t, 3, nh, hd}).unbind(2);
+  auto heads = [&](const torch::Tensor& y) { return y.transpose(1, 2).reshape({b * nh, t, hd}); };
+  torch::Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
+  torch::Tensor scores;
+  if (mask_bias.defined())  // [B,1,1,T] → [B·nh,1,T], added by the matmul itself
+    scores = torch::baddbmm(mask_bias.expand({b, nh, 1, t}).reshape({b * nh, 1, t}).to(q.scalar_type()), q,
+                            k.transpose(1, 2));
+  else
+    scores = torch::bmm(q, k.transpose(1, 2));
+  torch::Tensor probs = torch::softmax(scores, -1);
+  probs = fast_dropout(probs, p_attn, drop);
+  torch::Tensor ctx = torch::bmm(probs, v).view({b, nh, t, hd}).transpose(1, 2).reshape({b, t, h});
+  torch::Tensor a = torch::linear(ctx, w.attn_out_w, w.attn_out_b);
+  a = fast_dropout(a, p_hidden, drop);
+  torch::Tensor h1 = torch::layer_norm(wide(a) + x, {h}, w.attn_ln_w, w.attn_ln_b, config_.layer_norm_eps);
+  torch::Tensor inner = bert_activation(wide(torch::linear(narrow(h1), w.inter_w, w.inter_b)), config_.hidden_act);
+  torch::Tensor o = torch::linear(narrow(inner), w.out_w, w.out_b);
+  o = fast_dropout(o, p_hidden, drop);
+  return torch::layer_norm(wide(o) + h1, {h}, w.out_ln_w, w.out_ln_b, config_.layer_norm_eps);
 }
 
 // ---- model -----------------------------------------------------------------
@@ -133,7 +206,6 @@ BertModelImpl::BertModelImpl(const BertConfig& c, bool add_pooling_layer) : conf
                                             torch::nn::Embedding(c.type_vocab_size, c.hidden_size));
   emb_ln_ = embeddings->register_module(
       "LayerNorm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.hidden_size}).eps(c.layer_norm_eps)));
-  emb_drop_ = embeddings->register_module("dropout", torch::nn::Dropout(c.hidden_dropout_prob));
   auto encoder = register_module("encoder", std::make_shared<torch::nn::Module>());
   layers_ = encoder->register_module("layer", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers_->push_back(BertLayer(c));
@@ -173,15 +245,24 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch
     x = x + token_type_->forward(token_type_ids);
   else
     x = x + token_type_->weight[0];
-  x = emb_drop_->forward(emb_ln_->forward(x));
+  x = fast_dropout(emb_ln_->forward(x), config_.hidden_dropout_prob, is_training());
   torch::Tensor bias;
-  if (attention_mask.defined()) {
+  // Without padding (the common case at batch 1, and in length-sorted batches) no bias at all.
+  if (attention_mask.defined() && !attention_mask.all().item<bool>()) {
     // Finite (not -inf) so that a fully padded row stays finite; exp underflows to exactly 0.
     bias = (1.0 - attention_mask.to(x.scalar_type())).mul_(-1e9).view({x.size(0), 1, 1, t});
   }
-  for (const auto& layer : *layers_) x = layer->as<BertLayer>()->forward(x, bias);
+  for (const auto& layer : *layers_) x = layer->as<BertLayer>()->forward(x, bias, inference_dtype_);
   return x;
 }
+
+void BertModelImpl::set_inference_dtype(c10::ScalarType dtype) {
+  ELLM_CHECK(dtype == torch::kFloat || dtype == torch::kBFloat16, "BERT: inference dtype must be fp32 or bf16, got {}",
+             c10::toString(dtype));
+  inference_dtype_ = dtype;
+}
+
+bool BertModelImpl::inference_path() const { return !is_training() && !torch::GradMode::is_enabled(); }
 
 torch::Tensor BertModelImpl::pool(const torch::Tensor& hidden) {
   ELLM_CHECK(pooler_, "BERT: this encoder was built without a pooling layer");

@@ -53,8 +53,11 @@ torch::Tensor mlm_loss_sum(const torch::Tensor& logits, const torch::Tensor& tar
   ELLM_CHECK(logits.dim() == 2 && targets.dim() == 1 && logits.size(0) == targets.size(0),
              "MLM loss: logits [N,V] and targets [N] disagree ({} vs {})", fmt::format("{}", fmt::join(logits.sizes(), "x")),
              fmt::format("{}", fmt::join(targets.sizes(), "x")));
+  // In fp32 even when the logits are bf16 (autocast training): a sum of log-probabilities over the vocabulary.
+  const bool narrow = logits.scalar_type() == torch::kBFloat16 || logits.scalar_type() == torch::kHalf;
   return torch::nn::functional::cross_entropy(
-      logits, targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+      narrow ? logits.to(torch::kFloat) : logits, targets,
+      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
 }
 
 void save_bert_mlm(BertForMaskedLM& model, const std::string& dir, const std::string& tokenizer_path, const json& info) {

@@ -1,13 +1,13 @@
 #include "ellm/models/cross_encoder.h"
 
 #include "ellm/distill/targets.h"
+#include "ellm/models/dropout.h"
 
 namespace ellm {
 
 CrossEncoderImpl::CrossEncoderImpl(const BertConfig& bert, int64_t num_grades) : num_grades_(num_grades) {
   ELLM_CHECK(num_grades >= 2, "a cross-encoder needs at least 2 grades, got {}", num_grades);
   bert_ = register_module("bert", BertModel(bert, /*add_pooling_layer=*/true));
-  dropout_ = register_module("dropout", torch::nn::Dropout(bert.hidden_dropout_prob));
   classifier_ = register_module("classifier", torch::nn::Linear(bert.hidden_size, num_grades));
   token_classifier_ = register_module("token_classifier", torch::nn::Linear(bert.hidden_size, kNumBioTags));
   init_weights(0);
@@ -27,8 +27,9 @@ CrossEncoderOutput CrossEncoderImpl::forward(const torch::Tensor& ids, const tor
                                              const torch::Tensor& mask, bool with_tags) {
   torch::Tensor h = bert_->forward(ids, types, mask);
   CrossEncoderOutput out;
-  out.grade_logits = classifier_->forward(dropout_->forward(bert_->pool(h)));
-  if (with_tags) out.tag_logits = token_classifier_->forward(dropout_->forward(h));
+  const double p = bert_->config().hidden_dropout_prob;
+  out.grade_logits = classifier_->forward(fast_dropout(bert_->pool(h), p, is_training()));
+  if (with_tags) out.tag_logits = token_classifier_->forward(fast_dropout(h, p, is_training()));
   return out;
 }
 

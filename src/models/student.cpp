@@ -100,9 +100,19 @@ std::vector<std::pair<std::string, torch::Tensor>> Student::named_weights() {
   return out;
 }
 
+void Student::set_inference_dtype(c10::ScalarType dtype) {
+  if (cross_) {
+    cross_->bert()->set_inference_dtype(dtype);
+  } else {
+    tower_->tower(0)->set_inference_dtype(dtype);
+    tower_->tower(1)->set_inference_dtype(dtype);
+  }
+  inference_dtype_ = dtype;
+}
+
 torch::Tensor Student::grade_probs(const std::vector<Pair>& pairs, int64_t batch) {
   ELLM_CHECK(batch > 0, "batch must be positive");
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;
   bool was_training = module().is_training();
   module().eval();
   std::vector<torch::Tensor> parts;
@@ -137,7 +147,7 @@ torch::Tensor Student::grade_probs(const std::vector<Pair>& pairs, int64_t batch
 torch::Tensor Student::item_embeddings(const std::vector<Item>& items, int64_t batch) {
   ELLM_CHECK(config_.kind == StudentKind::two_tower, "item embeddings exist only for two-tower students");
   ELLM_CHECK(batch > 0, "batch must be positive");
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;
   bool was_training = module().is_training();
   module().eval();
   std::vector<torch::Tensor> parts;

@@ -19,8 +19,9 @@ std::unique_ptr<Student> load_student(const std::string& dir) {
 }
 
 std::vector<std::vector<float>> student_grade_probs(const std::string& model_dir, const std::vector<Pair>& pairs,
-                                                    int64_t batch) {
+                                                    int64_t batch, c10::ScalarType dtype) {
   auto student = load_student(model_dir);
+  student->set_inference_dtype(dtype);
   torch::Tensor probs = student->grade_probs(pairs, batch).contiguous();
   std::vector<std::vector<float>> out(pairs.size());
   auto a = probs.accessor<float, 2>();

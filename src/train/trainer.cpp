@@ -18,6 +18,7 @@
 #include "ellm/io/safetensors.h"
 #include "ellm/train/adamw.h"
 #include "ellm/train/schedule.h"
+#include "ellm/util/autocast.h"
 #include "ellm/util/config.h"
 #include "ellm/util/error.h"
 #include "ellm/util/progress.h"
@@ -48,7 +49,8 @@ json train_default_config() {
           {"keep_last", d.keep_last},
           {"early_stopping_patience", d.early_stopping_patience},
           {"seed", d.seed},
-          {"dist_timeout_s", d.dist_timeout_s}};
+          {"dist_timeout_s", d.dist_timeout_s},
+          {"precision", d.precision}};
 }
 
 TrainConfig train_config_from_json(const json& j) {
@@ -73,6 +75,8 @@ TrainConfig train_config_from_json(const json& j) {
   c.early_stopping_patience = j.at("early_stopping_patience");
   c.seed = j.at("seed");
   c.dist_timeout_s = j.at("dist_timeout_s");
+  c.precision = j.at("precision");
+  parse_training_precision(c.precision, "train.precision");
   ELLM_CHECK(c.batch_size > 0 && c.micro_batch_size > 0, "train.batch_size and train.micro_batch_size must be positive");
   ELLM_CHECK(c.lr > 0, "train.lr must be positive");
   ELLM_CHECK(c.keep_last >= 1, "train.keep_last must be at least 1");
@@ -216,6 +220,7 @@ TrainResult Trainer::fit(TrainTask& task, bool resume) {
     dist_.broadcast(t);
   }
   AdamW optimizer(params, {c.lr, c.beta1, c.beta2, c.eps, c.weight_decay});
+  const c10::ScalarType precision = parse_training_precision(c.precision, "train.precision");
 
   TrainResult result;
   int64_t step = 0, evals_without_improvement = 0;
@@ -353,7 +358,11 @@ TrainResult Trainer::fit(TrainTask& task, bool resume) {
     int64_t local_tokens = 0;
     std::map<std::string, double> local_terms;
     for (const auto& mb : plan.micro_batches) {
-      MicroBatchLoss out = task.loss(mb);
+      MicroBatchLoss out;
+      {
+        AutocastScope autocast(precision);  // the forward only; backward runs outside it
+        out = task.loss(mb);
+      }
       double value = out.loss_sum.item<double>();
       if (!std::isfinite(value))
         fail("step {}: the loss is {} on a micro-batch of {} (rank {}); stopping", step, value, task.describe(mb), rank);

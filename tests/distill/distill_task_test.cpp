@@ -233,3 +233,42 @@ TEST(Distill, RefusesTargetsBuiltForAnotherLayoutAndMisplacedTerms) {
   attn.attn = 1.0;
   EXPECT_THROW(DistillTask(student, "", train, {}, &targets, attn, 4), Error);
 }
+
+// train.precision = "bf16" on both students with every MKD term on: the loss curve follows
+// the fp32 run's step for step (bf16 matmuls, fp32 losses and master weights), and the
+// trained students score the dev pairs alike.
+TEST(Distill, Bf16AutocastTrainingFollowsFp32) {
+  auto t = tok();
+  auto train = make_pairs(16, "train", 0), dev = make_pairs(8, "dev", 2);
+  for (StudentKind kind : {StudentKind::cross_encoder, StudentKind::two_tower}) {
+    const bool cross = kind == StudentKind::cross_encoder;
+    std::map<std::string, std::vector<double>> curves;
+    std::map<std::string, torch::Tensor> dev_probs;
+    for (std::string precision : {"fp32", "bf16"}) {
+      Student student(small(kind), t, 0);
+      std::string tdir = fresh_dir("teacher_prec_" + precision);
+      write_teacher(tdir, train, student.inputs(), 16);
+      TeacherTargets targets = read_teacher_targets(tdir, 3);
+      DistillLossConfig loss;
+      loss.score = 1.0;
+      (cross ? loss.bio : loss.attn) = 0.5;
+      loss.adjust_pooling = !cross;
+      DistillTask task(student, "", train, dev, &targets, loss, 8);
+      std::string out = fresh_dir("out_prec_" + precision);
+      Distributed single;
+      auto cfg = short_run(12);
+      cfg.precision = precision;
+      cfg.log_every = 1;
+      Trainer(cfg, out, single).fit(task, false);
+      for (auto& m : read_jsonl(out + "/metrics.jsonl"))
+        if (m.contains("loss")) curves[precision].push_back(m["loss"].get<double>());
+      dev_probs[precision] = student.grade_probs(dev, 8);  // fp32 scoring of both
+    }
+    ASSERT_EQ(curves["fp32"].size(), 12u);
+    ASSERT_EQ(curves["bf16"].size(), 12u);
+    for (size_t i = 0; i < 12; ++i)
+      EXPECT_NEAR(curves["bf16"][i], curves["fp32"][i], 0.03 * curves["fp32"][i] + 0.01)
+          << student_model_type(kind) << " step " << i + 1;
+    EXPECT_LT((dev_probs["bf16"] - dev_probs["fp32"]).abs().max().item<double>(), 0.05) << student_model_type(kind);
+  }
+}

@@ -123,16 +123,26 @@ TEST(Bert, ForwardMatchesIndependentComputationAndIgnoresPadding) {
   auto ids_t = torch::stack({torch::tensor(ids[0]), torch::tensor(ids[1])});
   auto types_t = torch::stack({torch::tensor(types[0]), torch::tensor(types[1])});
   auto mask = torch::stack({torch::ones({7}, torch::kLong), torch::tensor(std::vector<int64_t>{1, 1, 1, 1, 1, 0, 0})});
+  // Grad mode on: the path training takes (fused QKV concatenated from the live parameters).
   torch::Tensor out = bert->forward(ids_t, types_t, mask);
   ASSERT_EQ(out.sizes(), (std::vector<int64_t>{2, 7, 8}));
+  // Inference mode: the cached inference weights.
+  torch::Tensor out_inference;
+  {
+    c10::InferenceMode inference;
+    ASSERT_TRUE(bert->inference_path());
+    out_inference = bert->forward(ids_t, types_t, mask);
+  }
   auto params = named_tensors(*bert);
   for (int b = 0; b < 2; ++b) {
     std::vector<int64_t> row_ids(ids[b].begin(), ids[b].begin() + lens[b]),
         row_types(types[b].begin(), types[b].begin() + lens[b]);
     auto ref = reference_forward(params, c, row_ids, row_types);
     for (int64_t t = 0; t < lens[b]; ++t)
-      for (int64_t i = 0; i < c.hidden_size; ++i)
+      for (int64_t i = 0; i < c.hidden_size; ++i) {
         EXPECT_NEAR(out[b][t][i].item<double>(), ref[t][i], 2e-5) << "row " << b << " token " << t << " dim " << i;
+        EXPECT_NEAR(out_inference[b][t][i].item<double>(), ref[t][i], 2e-5) << "inference path, row " << b;
+      }
   }
   // The pooler is tanh(dense(h[CLS])).
   auto pooled = bert->pool(out);
@@ -200,4 +210,83 @@ TEST(Bert, LoadsHuggingFaceCheckpointsStrictly) {
   NamedTensors wrong = tensors;
   wrong[0].second = torch::zeros({5, 5});
   expect_error(wrong, wrong[0].first);
+}
+
+namespace {
+
+// A BERT with non-trivial weights everywhere and no dropout.
+BertModel perturbed_bert(const BertConfig& c, uint64_t seed) {
+  BertModel bert(c, false);
+  bert->init_weights(seed);
+  torch::NoGradGuard g;
+  torch::manual_seed(static_cast<uint64_t>(seed) + 1);
+  for (auto& p : bert->parameters()) p.add_(0.05 * torch::randn_like(p));
+  return bert;
+}
+
+}  // namespace
+
+// The inference weights are a cache: a parameter changed in place (an optimizer step, a
+// checkpoint load) must be seen by the next forward, and going back to training drops them.
+TEST(Bert, InferenceWeightsFollowParameterChanges) {
+  BertConfig c = tiny_config();
+  BertModel bert = perturbed_bert(c, 4);
+  bert->eval();
+  auto ids = torch::tensor(std::vector<int64_t>{2, 7, 9, 3, 11, 3}).unsqueeze(0);
+  auto infer = [&] {
+    c10::InferenceMode inference;
+    return bert->forward(ids, {}, {});
+  };
+  auto live = [&] { return bert->forward(ids, {}, {}).detach(); };  // grad mode: live parameters
+  torch::Tensor before = infer();
+  EXPECT_TRUE(torch::allclose(before, live(), 1e-5, 1e-6));
+  {
+    torch::NoGradGuard g;
+    bert->named_parameters()["encoder.layer.1.attention.self.value.weight"].mul_(1.5);
+    bert->named_parameters()["encoder.layer.0.output.LayerNorm.bias"].add_(0.3);
+  }
+  torch::Tensor after = infer();
+  EXPECT_FALSE(torch::allclose(after, before, 1e-3, 1e-3));
+  EXPECT_TRUE(torch::allclose(after, live(), 1e-5, 1e-6));
+  // Training and back: still the current weights.
+  bert->train();
+  bert->eval();
+  EXPECT_TRUE(torch::allclose(infer(), after, 0, 0));
+}
+
+// bf16 inference against fp32 at a BERT-tiny-like geometry, with padding: the hidden
+// states (LayerNorm outputs, unit scale) agree to bf16 precision, and padded keys are still
+// ignored. The tolerances are what bf16's 8-bit mantissa allows over 4 layers, with margin.
+TEST(Bert, Bf16InferenceMatchesFp32WithinBf16Precision) {
+  BertConfig c;
+  c.vocab_size = 300;
+  c.hidden_size = 64;
+  c.num_hidden_layers = 4;
+  c.num_attention_heads = 4;
+  c.intermediate_size = 256;
+  c.max_position_embeddings = 64;
+  BertModel bert = perturbed_bert(c, 9);
+  bert->eval();
+  torch::manual_seed(3);
+  auto ids = torch::randint(5, c.vocab_size, {3, 40}, torch::kLong);
+  auto types = torch::cat({torch::zeros({3, 10}, torch::kLong), torch::ones({3, 30}, torch::kLong)}, 1);
+  auto mask = torch::ones({3, 40}, torch::kLong);
+  mask[1].narrow(0, 25, 15).zero_();
+  c10::InferenceMode inference;
+  torch::Tensor fp32 = bert->forward(ids, types, mask);
+  bert->set_inference_dtype(torch::kBFloat16);
+  torch::Tensor bf16 = bert->forward(ids, types, mask);
+  bert->set_inference_dtype(torch::kFloat);
+  EXPECT_TRUE(torch::equal(bert->forward(ids, types, mask), fp32));  // back to fp32 weights
+  ASSERT_EQ(bf16.scalar_type(), torch::kFloat);  // fp32 hidden states out, whatever the compute dtype
+  // Only the real tokens of row 1 (its padding positions compute garbage in any dtype).
+  torch::Tensor real = mask.to(torch::kBool).unsqueeze(-1).expand_as(fp32);
+  torch::Tensor diff = (bf16 - fp32).abs().masked_select(real);
+  EXPECT_LT(diff.max().item<double>(), 0.15) << "max |bf16 - fp32|";
+  EXPECT_LT(diff.mean().item<double>(), 0.02) << "mean |bf16 - fp32|";
+  // Padding is ignored in bf16 too: row 1's real tokens equal a forward of its real tokens alone.
+  bert->set_inference_dtype(torch::kBFloat16);
+  torch::Tensor alone = bert->forward(ids[1].narrow(0, 0, 25).unsqueeze(0), types[1].narrow(0, 0, 25).unsqueeze(0), {});
+  EXPECT_TRUE(torch::allclose(alone[0], bf16[1].narrow(0, 0, 25), 0, 0.05))
+      << (alone[0] - bf16[1].narrow(0, 0, 25)).abs().max();
 }

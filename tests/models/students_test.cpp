@@ -183,3 +183,37 @@ TEST(Students, PoolingFactorsShiftAttentionAndUniformFactorsDoNothing) {
   EXPECT_FALSE(torch::allclose(focused.embedding, base.embedding, 1e-4, 1e-5));
   EXPECT_TRUE(torch::equal(focused.attention, base.attention));
 }
+
+// Scoring in bf16 (Student::set_inference_dtype, what `ellm eval --dtype bf16` and the
+// distill stage's dev scoring with train.precision bf16 use) stays within bf16 precision of
+// fp32: grade probabilities to 0.02, unit item vectors to a cosine of 0.999.
+TEST(Students, Bf16ScoringTracksFp32) {
+  auto tok = tiny_tok();
+  auto pairs = tiny_pairs();
+  std::vector<Item> items;
+  for (auto& pr : pairs) items.push_back(pr.item);
+  for (StudentKind kind : {StudentKind::cross_encoder, StudentKind::two_tower}) {
+    StudentConfig c = tiny_student(kind);
+    c.bert.num_hidden_layers = 2;
+    Student s(c, tok, 5);
+    {
+      // Larger weights than the initialisation, so that the grades actually differ.
+      torch::NoGradGuard g;
+      torch::manual_seed(8);
+      for (auto& [name, p] : s.named_weights()) p.add_(0.3 * torch::randn_like(p));
+    }
+    torch::Tensor fp32 = s.grade_probs(pairs, 2);
+    s.set_inference_dtype(torch::kBFloat16);
+    EXPECT_EQ(s.inference_dtype(), torch::kBFloat16);
+    torch::Tensor bf16 = s.grade_probs(pairs, 2);
+    ASSERT_EQ(bf16.scalar_type(), torch::kFloat);
+    EXPECT_LT((bf16 - fp32).abs().max().item<double>(), 0.02) << student_model_type(kind) << "\n" << bf16 << fp32;
+    EXPECT_GT((std::get<0>(fp32.max(1)) - std::get<0>(fp32.min(1))).max().item<double>(), 0.05) << "grades do not differ";
+    if (kind == StudentKind::two_tower) {
+      torch::Tensor e16 = s.item_embeddings(items, 2);
+      s.set_inference_dtype(torch::kFloat);
+      torch::Tensor e32 = s.item_embeddings(items, 2);
+      EXPECT_GT((e16 * e32).sum(1).min().item<double>(), 0.999);
+    }
+  }
+}

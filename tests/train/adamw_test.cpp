@@ -88,3 +88,41 @@ TEST(CosineSchedule, WarmupThenCosine) {
   EXPECT_NEAR(s.at(110), 0.1, 1e-12);
   EXPECT_NEAR(s.at(500), 0.1, 1e-12);  // clamped past the end
 }
+
+// fp32 parameters take the fused one-pass update: it must track torch.optim.AdamW as the
+// op-by-op path does (to fp32 rounding), and bump the parameter's version counter like an
+// in-place op, since caches keyed on it (BERT's inference weights) must see the step.
+TEST(AdamW, FusedFp32StepMatchesTorchAndBumpsTheVersion) {
+  torch::manual_seed(1);
+  auto w0 = torch::randn({64, 33}), x = torch::randn({16, 64}), y = torch::randn({16, 33});
+  auto w1 = w0.clone().requires_grad_(), w2 = w0.clone().requires_grad_();
+  AdamW ours({{"layer.weight", w1}}, {1e-2, 0.9, 0.95, 1e-8, 0.1});
+  torch::optim::AdamW reference(std::vector<torch::Tensor>{w2},
+                                torch::optim::AdamWOptions(1e-2).betas({0.9, 0.95}).eps(1e-8).weight_decay(0.1));
+  for (int step = 0; step < 20; ++step) {
+    ours.zero_grad();
+    reference.zero_grad();
+    ((torch::mm(x, w1) - y).pow(2).sum()).backward();
+    ((torch::mm(x, w2) - y).pow(2).sum()).backward();
+    auto version = w1._version();
+    ours.step(1e-2);
+    EXPECT_GT(w1._version(), version);
+    reference.step();
+  }
+  EXPECT_TRUE(torch::allclose(w1, w2, 1e-5, 1e-6)) << (w1 - w2).abs().max();
+  // A non-contiguous parameter takes the op-by-op path, with the same result.
+  auto base = torch::empty({33, 64}).t().copy_(w0).requires_grad_();  // same values, column-major
+  ASSERT_FALSE(base.is_contiguous());
+  AdamW strided({{"layer.weight", base}}, {1e-2, 0.9, 0.95, 1e-8, 0.1});
+  auto w3 = w0.clone().requires_grad_();
+  AdamW fused({{"layer.weight", w3}}, {1e-2, 0.9, 0.95, 1e-8, 0.1});
+  for (int step = 0; step < 5; ++step) {
+    for (auto* p : {&base, &w3}) {
+      if (p->grad().defined()) p->mutable_grad().zero_();
+      ((torch::mm(x, *p) - y).pow(2).sum()).backward();
+    }
+    strided.step(1e-2);
+    fused.step(1e-2);
+  }
+  EXPECT_TRUE(torch::allclose(base, w3, 1e-5, 1e-6)) << (base - w3).abs().max();
+}

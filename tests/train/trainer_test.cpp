@@ -10,8 +10,10 @@
 #include "ellm/io/jsonl.h"
 #include "ellm/io/safetensors.h"
 #include "ellm/train/trainer.h"
+#include "ellm/util/autocast.h"
 #include "ellm/util/error.h"
 
+#include <ATen/autocast_mode.h>
 #include <set>
 #include <unistd.h>
 
@@ -210,6 +212,40 @@ TEST(Trainer, BatchMustDivideAcrossRanksAndMicroBatches) {
   auto c = toy_config();
   c.micro_batch_size = 5;
   EXPECT_THROW(Trainer(c, fresh_path("bad"), single).fit(t, false), ellm::Error);
+}
+
+// train.precision = "bf16": the task's forward runs under autocast (bf16 matmuls), the
+// backward and the optimizer outside it, on fp32 parameters and gradients; the run learns
+// as the fp32 run does.
+TEST(Trainer, Bf16PrecisionAutocastsTheForwardOnly) {
+  struct Probe : ToyTask {
+    MicroBatchLoss loss(const std::vector<int64_t>& ex) override {
+      forward_autocast = forward_autocast && at::autocast::is_cpu_enabled();
+      forward_dtype = torch::mm(torch::ones({1, 6}), w_).scalar_type();
+      return ToyTask::loss(ex);
+    }
+    bool forward_autocast = true;
+    c10::ScalarType forward_dtype = c10::ScalarType::Undefined;
+  };
+  Distributed single;
+  auto cfg = toy_config();
+  cfg.max_steps = 40;
+  cfg.save_every = 0;
+  Probe fp32;
+  auto r32 = Trainer(cfg, fresh_dir("prec_fp32"), single).fit(fp32, false);
+  EXPECT_FALSE(fp32.forward_autocast);
+  cfg.precision = "bf16";
+  Probe bf16;
+  auto r16 = Trainer(cfg, fresh_dir("prec_bf16"), single).fit(bf16, false);
+  EXPECT_TRUE(bf16.forward_autocast);
+  EXPECT_EQ(bf16.forward_dtype, torch::kBFloat16);
+  EXPECT_FALSE(at::autocast::is_cpu_enabled());  // closed again
+  EXPECT_EQ(bf16.w_.scalar_type(), torch::kFloat);
+  EXPECT_EQ(bf16.w_.grad().scalar_type(), torch::kFloat);
+  // Both fall to the noise floor; bf16 within a few per cent of fp32's weights.
+  EXPECT_NEAR(r16.final_loss, r32.final_loss, 0.1 * r32.final_loss + 0.05);
+  EXPECT_LT((bf16.w_ - fp32.w_).abs().max().item<double>(), 0.05);
+  EXPECT_THROW(parse_training_precision("fp16", "train.precision"), Error);
 }
 
 TEST(EpochPermutation, DeterministicAndComplete) {

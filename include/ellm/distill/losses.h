@@ -18,6 +18,7 @@
 // Rows are masked by `weight`/`has_target` vectors ([B] float, 1 = applies).
 // Total = w_ce L_ce + w_score L_score + w_bio L_bio + w_attn L_attn
 // (DistillLossConfig; a term with weight 0 is not computed).
+// bf16/fp16 inputs (autocast training) are promoted: every term is computed in fp32.
 #include <torch/torch.h>
 
 #include <map>

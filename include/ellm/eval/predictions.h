@@ -42,6 +42,7 @@ struct PredictionSource {
   Kind kind = Kind::scores;
   std::string path;   // the scores file or the model directory (empty for overlap)
   int64_t batch = 64; // for models
+  std::string dtype = "fp32";  // for students: the encoders' compute dtype, fp32 | bf16 (models/bert.h)
 };
 
 // Predictions for `pairs`, in their order. `info` (if given) receives a JSON

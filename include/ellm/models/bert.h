@@ -15,8 +15,25 @@
 //
 // Post-LN layers: x = LN(x + Dropout(Attn(x))); x = LN(x + Dropout(W2 act(W1 x))).
 // act is hidden_act: "gelu" (exact, erf), "gelu_new"/"gelu_pytorch_tanh" (tanh
-// approximation) or "relu". Attention is written with matmul + softmax (libtorch
-// 1.13 has no fused kernel); padded keys get a large negative bias.
+// approximation) or "relu". Attention is written with bmm + softmax (libtorch
+// 1.13 has no fused kernel); padded keys get a large negative bias. Dropout is
+// models/dropout.h's (same semantics as torch's, a faster random stream).
+//
+// Computation. Query, key and value are one [3H,H] projection (one matmul, not
+// three), its query rows pre-scaled by 1/sqrt(head_dim) so that the scores need
+// no separate scaling; the parameters keep HF's three names. In training (or
+// whenever autograd records) the fused matrix is concatenated from the live
+// parameters on every forward, so gradients reach them as usual. At inference
+// (eval mode and no grad recording: NoGradGuard / InferenceMode) each layer
+// keeps the fused matrix and every other weight ready-made in the inference
+// dtype (set_inference_dtype: fp32 by default, or bf16), rebuilt whenever a
+// parameter changed (load, optimizer step: its version counter moved) and
+// dropped when the model goes back to training. In bf16 the matmuls and the
+// attention (scores, softmax, context) run in bf16, while the residual stream,
+// LayerNorm and GELU stay fp32 (better numerics, and libtorch 1.13's bf16
+// LayerNorm/GELU kernels are slow); hidden states come back fp32, so heads stay
+// fp32. Mixed-precision training is autocast's business (util/autocast.h), not
+// this file's; the same fp32 LayerNorm/GELU placement applies under it.
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
@@ -55,14 +72,31 @@ struct BertConfig {
 class BertLayerImpl : public torch::nn::Module {
  public:
   explicit BertLayerImpl(const BertConfig& c);
-  // x [B,T,H]; mask_bias [B,1,1,T] added to the attention scores.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask_bias);
+  // x [B,T,H] (the residual stream, fp32); mask_bias [B,1,1,T] added to the attention scores
+  // (undefined: no padding). On the inference path the matmuls run in `inference_dtype`.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask_bias,
+                        c10::ScalarType inference_dtype = c10::ScalarType::Float);
+  void train(bool on = true) override;
+
+  // The weights one forward computes with (qkv: [3H,H] / [3H], query rows pre-scaled).
+  struct Weights {
+    torch::Tensor qkv_w, qkv_b, attn_out_w, attn_out_b, attn_ln_w, attn_ln_b;
+    torch::Tensor inter_w, inter_b, out_w, out_b, out_ln_w, out_ln_b;
+  };
 
  private:
+  Weights live_weights();                              // from the parameters, recorded by autograd
+  const Weights& inference_weights(c10::ScalarType dtype);  // cached (see above)
+  torch::Tensor forward_with(const Weights& w, const torch::Tensor& x, const torch::Tensor& mask_bias,
+                             c10::ScalarType mm_dtype);
+
   BertConfig config_;
   torch::nn::Linear query_{nullptr}, key_{nullptr}, value_{nullptr}, attn_out_{nullptr}, inter_{nullptr}, out_{nullptr};
   torch::nn::LayerNorm attn_ln_{nullptr}, out_ln_{nullptr};
-  torch::nn::Dropout attn_drop_{nullptr}, hidden_drop_{nullptr};
+  // Inference cache and what it was built from: (storage, version) of every parameter, and the dtype.
+  Weights cache_;
+  std::vector<std::pair<const void*, uint32_t>> cache_key_;
+  c10::ScalarType cache_dtype_ = c10::ScalarType::Undefined;
 };
 TORCH_MODULE(BertLayer);
 
@@ -71,14 +105,20 @@ class BertModelImpl : public torch::nn::Module {
   BertModelImpl(const BertConfig& config, bool add_pooling_layer);
 
   // input_ids [B,T] int64; token_type_ids [B,T] (undefined: all 0);
-  // attention_mask [B,T] 1 = token, 0 = padding (undefined: all tokens).
-  // Returns the last hidden states [B,T,H].
+  // attention_mask [B,T] 1 = token, 0 = padding (undefined or all 1: no padding,
+  // no mask bias built). Returns the last hidden states [B,T,H], fp32.
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
                         const torch::Tensor& attention_mask);
   // tanh(dense(h[:,0])): BERT's pooled [CLS] output; requires add_pooling_layer.
   torch::Tensor pool(const torch::Tensor& hidden);
 
   const BertConfig& config() const { return config_; }
+  // The dtype the encoder computes in on the inference path (eval mode, no grad
+  // recording): kFloat (default) or kBFloat16. Training is unaffected.
+  void set_inference_dtype(c10::ScalarType dtype);
+  c10::ScalarType inference_dtype() const { return inference_dtype_; }
+  // True when a forward now takes the inference path.
+  bool inference_path() const;
   bool has_pooler() const { return static_cast<bool>(pooler_); }
   // embeddings.word_embeddings.weight [V,H] (the MLM decoder is tied to it, models/bert_mlm.h).
   const torch::Tensor& word_embedding_weight() const { return word_->weight; }
@@ -90,9 +130,9 @@ class BertModelImpl : public torch::nn::Module {
   BertConfig config_;
   torch::nn::Embedding word_{nullptr}, position_{nullptr}, token_type_{nullptr};
   torch::nn::LayerNorm emb_ln_{nullptr};
-  torch::nn::Dropout emb_drop_{nullptr};
   torch::nn::ModuleList layers_{nullptr};
   torch::nn::Linear pooler_{nullptr};
+  c10::ScalarType inference_dtype_ = c10::ScalarType::Float;
 };
 TORCH_MODULE(BertModel);
 

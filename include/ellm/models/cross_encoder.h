@@ -31,7 +31,6 @@ class CrossEncoderImpl : public torch::nn::Module {
  private:
   int64_t num_grades_;
   BertModel bert_{nullptr};
-  torch::nn::Dropout dropout_{nullptr};
   torch::nn::Linear classifier_{nullptr}, token_classifier_{nullptr};
 };
 TORCH_MODULE(CrossEncoder);

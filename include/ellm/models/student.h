@@ -60,9 +60,15 @@ class Student {
   std::vector<std::pair<std::string, torch::Tensor>> named_weights();
   void set_training(bool training) { module().train(training); }
 
-  // Grade distributions [N,K] (eval mode, no grad), in batches of `batch`.
+  // The dtype the encoders compute in when scoring (grade_probs, item_embeddings):
+  // kFloat (default) or kBFloat16 (models/bert.h's inference path). Training is
+  // unaffected (its precision is train.precision, util/autocast.h).
+  void set_inference_dtype(c10::ScalarType dtype);
+  c10::ScalarType inference_dtype() const { return inference_dtype_; }
+
+  // Grade distributions [N,K] fp32 (eval mode, inference mode), in batches of `batch`.
   torch::Tensor grade_probs(const std::vector<Pair>& pairs, int64_t batch);
-  // Two-tower only: unit item vectors [N,P] for item_text(item) of each item.
+  // Two-tower only: unit item vectors [N,P] fp32 for item_text(item) of each item.
   torch::Tensor item_embeddings(const std::vector<Item>& items, int64_t batch);
 
  private:
@@ -71,6 +77,7 @@ class Student {
   StudentInputBuilder inputs_;
   CrossEncoder cross_{nullptr};
   TwoTower tower_{nullptr};
+  c10::ScalarType inference_dtype_ = c10::ScalarType::Float;
 };
 
 // Writes config.json, model.safetensors and a copy of `tokenizer_path` (the file
@@ -88,9 +95,10 @@ bool is_student_dir(const std::string& dir);
 // Probability of grade ≥ positive_from per row of grade_probs [N,K] → [N].
 torch::Tensor relevance_probability(const torch::Tensor& grade_probs, int positive_from);
 
-// What `ellm eval --model DIR` calls for a student: grade distributions [N][K].
+// What `ellm eval --model DIR` calls for a student: grade distributions [N][K],
+// the encoders computing in `dtype` (Student::set_inference_dtype).
 std::vector<std::vector<float>> student_grade_probs(const std::string& model_dir, const std::vector<Pair>& pairs,
-                                                    int64_t batch);
+                                                    int64_t batch, c10::ScalarType dtype = c10::ScalarType::Float);
 
 // The file a loaded tokenizer came from, from its describe() ("kind:/path").
 std::string tokenizer_source_path(const Tokenizer& tokenizer);

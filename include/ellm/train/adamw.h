@@ -4,6 +4,8 @@
 //   m ← β1·m + (1−β1)·g            v ← β2·v + (1−β2)·g²
 //   p ← p·(1 − lr·wd)              (decoupled decay, only for params in the decay group)
 //   p ← p − lr/(1−β1^t) · m / (sqrt(v)/sqrt(1−β2^t) + ε)
+// Contiguous fp32/fp64 CPU parameters are updated in one fused pass per tensor
+// (each element read and written once); others op by op, same arithmetic.
 // State is keyed by parameter *name* so that checkpoints are portable
 // safetensors ("<name>.exp_avg", "<name>.exp_avg_sq") rather than pickles
 // keyed by tensor identity.

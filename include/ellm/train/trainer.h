@@ -5,8 +5,8 @@
 // trainable parameters, evaluation, export); the Trainer owns *how*: data
 // order, micro-batching and gradient accumulation, data-parallel gradient
 // all-reduce, AdamW + warmup/cosine, clipping, NaN detection, metrics,
-// progress, evaluation with early stopping and a kept best model, and
-// checkpoints that resume exactly.
+// progress, evaluation with early stopping and a kept best model, mixed
+// precision (train.precision), and checkpoints that resume exactly.
 //
 // Batching. Each optimizer step consumes one global batch of `batch_size`
 // examples: the next slice of a seeded per-epoch permutation. With
@@ -69,6 +69,10 @@ struct TrainConfig {
   int64_t early_stopping_patience = 0;  // evaluations without improvement; 0: off
   uint64_t seed = 0;
   double dist_timeout_s = 300;
+  // "fp32", or "bf16": each micro-batch's forward (TrainTask::loss) runs under
+  // autocast (util/autocast.h) — bf16 matmuls, fp32 parameters, gradients and
+  // optimizer; the backward runs outside the scope, as autocast wants.
+  std::string precision = "fp32";
 };
 
 // The "train" section's defaults (the schema its keys are checked against).
