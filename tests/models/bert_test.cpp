@@ -229,7 +229,7 @@ BertModel perturbed_bert(const BertConfig& c, uint64_t seed) {
 // The inference weights are a cache: a parameter changed in place (an optimizer step, a
 // checkpoint load) must be seen by the next forward, and going back to training drops them.
 TEST(Bert, InferenceWeightsFollowParameterChanges) {
-  BertConfig c = tiny_config();
+  BertConfig c = tiny_bert_config();
   BertModel bert = perturbed_bert(c, 4);
   bert->eval();
   auto ids = torch::tensor(std::vector<int64_t>{2, 7, 9, 3, 11, 3}).unsqueeze(0);

@@ -232,11 +232,11 @@ TEST(Trainer, Bf16PrecisionAutocastsTheForwardOnly) {
   cfg.max_steps = 40;
   cfg.save_every = 0;
   Probe fp32;
-  auto r32 = Trainer(cfg, fresh_dir("prec_fp32"), single).fit(fp32, false);
+  auto r32 = Trainer(cfg, fresh_path("prec_fp32"), single).fit(fp32, false);
   EXPECT_FALSE(fp32.forward_autocast);
   cfg.precision = "bf16";
   Probe bf16;
-  auto r16 = Trainer(cfg, fresh_dir("prec_bf16"), single).fit(bf16, false);
+  auto r16 = Trainer(cfg, fresh_path("prec_bf16"), single).fit(bf16, false);
   EXPECT_TRUE(bf16.forward_autocast);
   EXPECT_EQ(bf16.forward_dtype, torch::kBFloat16);
   EXPECT_FALSE(at::autocast::is_cpu_enabled());  // closed again
