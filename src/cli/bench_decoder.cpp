@@ -41,6 +41,8 @@ void add_forward(CLI::App& bench) {
   static int64_t batch = 1, seq = 256;
   static double seconds = 3.0;
   static std::string device = "auto";
+  static bool unfused = false;
+  cmd->add_flag("--unfused", unfused, "q/k/v and gate/up as separate matmuls (comparison)");
   cmd->add_option("--model", models, "geometries (configs/models/NAME.json or a file)")->delimiter(',')->capture_default_str();
   cmd->add_option("--dtype", dtypes, "compute dtypes")->delimiter(',')->capture_default_str();
   cmd->add_option("--batch", batch)->capture_default_str();
@@ -48,7 +50,7 @@ void add_forward(CLI::App& bench) {
   cmd->add_option("--seconds", seconds, "minimum measuring time per case")->capture_default_str();
   cmd->add_option("--device", device)->capture_default_str();
   cmd->callback([] {
-    torch::NoGradGuard no_grad;
+    c10::InferenceMode inference;
     auto dev = resolve_device(device);
     double peak = dev.is_cpu() ? measure_fp32_peak_gflops(2048, 2.0) : 0.0;
     if (peak > 0) emit_bench("gemm", {{"n", 2048}, {"dtype", "fp32"}, {"threads", at::get_num_threads()}}, "throughput", peak, "GFLOP/s");
@@ -57,6 +59,7 @@ void add_forward(CLI::App& bench) {
       for (const auto& dt : dtypes) {
         Decoder m = make_decoder(cfg, parse_dtype(dt), dev, 0);
         m->eval();
+        m->set_fused_projections(!unfused);
         auto ids = torch::randint(cfg.vocab_size, {batch, seq}, torch::TensorOptions().dtype(torch::kInt64).device(dev));
         auto t = time_runs([&] { m->forward(ids); }, 1, 3, seconds);
         double tokens = static_cast<double>(batch * seq);
@@ -64,7 +67,8 @@ void add_forward(CLI::App& bench) {
         json extra = {{"median_ms", t.median_s * 1e3}, {"runs", t.runs}, {"gflops", gflops}};
         if (peak > 0 && dt == "fp32") extra["fraction_of_fp32_peak"] = gflops / peak;
         emit_bench("decoder_forward",
-                   {{"model", name}, {"dtype", dt}, {"batch", batch}, {"seq", seq}, {"params", m->num_parameters()},
+                   {{"model", name}, {"dtype", dt}, {"batch", batch}, {"seq", seq}, {"fused", !unfused},
+                    {"params", m->num_parameters()},
                     {"threads", at::get_num_threads()}, {"device", dev.str()}},
                    "throughput", tokens / t.median_s, "tokens/s", extra);
       }
@@ -79,7 +83,7 @@ void add_generate_bench(CLI::App& bench) {
   static int64_t prompt_len = 128, new_tokens = 64;
   static double seconds = 3.0;
   static std::string device = "auto";
-  static bool no_cache = false;
+  static bool no_cache = false, unfused = false;
   cmd->add_option("--model", models, "geometries")->delimiter(',')->capture_default_str();
   cmd->add_option("--dtype", dtypes)->delimiter(',')->capture_default_str();
   cmd->add_option("--batch", batches)->delimiter(',')->capture_default_str();
@@ -87,6 +91,7 @@ void add_generate_bench(CLI::App& bench) {
   cmd->add_option("--new", new_tokens, "generated tokens")->capture_default_str();
   cmd->add_option("--seconds", seconds, "minimum measuring time per case")->capture_default_str();
   cmd->add_option("--device", device)->capture_default_str();
+  cmd->add_flag("--unfused", unfused, "q/k/v and gate/up as separate matmuls (comparison)");
   cmd->add_flag("--no-cache", no_cache, "recompute the sequence every step (the cache's speed-up, for reference)");
   cmd->callback([] {
     auto dev = resolve_device(device);
@@ -94,6 +99,7 @@ void add_generate_bench(CLI::App& bench) {
       DecoderConfig cfg = bench_decoder_config(name);
       for (const auto& dt : dtypes) {
         Decoder m = make_decoder(cfg, parse_dtype(dt), dev, 0);
+        m->set_fused_projections(!unfused);
         for (int64_t b : batches) {
           auto r = torch::randint(cfg.vocab_size, {b, prompt_len}, torch::kInt64);
           std::vector<std::vector<int64_t>> prompts(b);
@@ -109,7 +115,8 @@ void add_generate_bench(CLI::App& bench) {
           }, 1, 2, seconds);
           emit_bench("decoder_generate",
                      {{"model", name}, {"dtype", dt}, {"batch", b}, {"prompt", prompt_len}, {"new", new_tokens},
-                      {"cache", !no_cache}, {"threads", at::get_num_threads()}, {"device", dev.str()}},
+                      {"cache", !no_cache}, {"fused", !unfused}, {"threads", at::get_num_threads()},
+                      {"device", dev.str()}},
                      "throughput", produced / t.median_s, "new tokens/s", {{"median_ms", t.median_s * 1e3}, {"runs", t.runs}});
         }
       }

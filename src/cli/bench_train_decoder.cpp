@@ -84,7 +84,7 @@ void add_train_bench(CLI::App& bench) {
   static std::vector<std::string> models{"qwen2-tiny"}, dtypes{"fp32", "bf16"};
   static int64_t batch = 4, seq = 256;
   static double seconds = 5.0, timeout_s = 300;
-  static bool checkpointing = false, scaling = false;
+  static bool checkpointing = false, scaling = false, plain_loss = false, unfused = false;
   static std::string device = "auto";
   cmd->add_option("--model", models, "geometries (configs/models/NAME.json or a file)")->delimiter(',')->capture_default_str();
   cmd->add_option("--dtype", dtypes)->delimiter(',')->capture_default_str();
@@ -92,6 +92,8 @@ void add_train_bench(CLI::App& bench) {
   cmd->add_option("--seq", seq)->capture_default_str();
   cmd->add_option("--seconds", seconds, "minimum measuring time per case")->capture_default_str();
   cmd->add_flag("--gradient-checkpointing", checkpointing, "recompute each layer in backward");
+  cmd->add_flag("--plain-loss", plain_loss, "full logits + cross_entropy instead of the chunked lm_loss (comparison)");
+  cmd->add_flag("--unfused", unfused, "q/k/v and gate/up as separate matmuls (comparison)");
   cmd->add_flag("--scaling", scaling,
                 "with several ranks: first time rank 0 alone (the others wait) and report scaling_efficiency");
   cmd->add_option("--dist-timeout", timeout_s,
@@ -109,6 +111,7 @@ void add_train_bench(CLI::App& bench) {
         Decoder m = make_decoder(cfg, parse_dtype(dt), dev, 0);
         m->train();
         m->set_gradient_checkpointing(checkpointing);
+        m->set_fused_projections(!unfused);
         auto params = m->base_parameters();
         {
           std::vector<at::Tensor> t;  // every rank starts from rank 0's weights, as in the Trainer
@@ -125,9 +128,15 @@ void add_train_bench(CLI::App& bench) {
           return [&, gp = &g] {
             Distributed& g = *gp;
             opt.zero_grad();
-            torch::Tensor logits = m->forward(ids.narrow(1, 0, seq - 1));
-            torch::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, cfg.vocab_size}),
-                                                                      ids.narrow(1, 1, seq - 1).reshape({-1}));
+            torch::Tensor loss;
+            if (plain_loss) {
+              torch::Tensor logits = m->forward(ids.narrow(1, 0, seq - 1));
+              loss = torch::nn::functional::cross_entropy(logits.reshape({-1, cfg.vocab_size}),
+                                                          ids.narrow(1, 1, seq - 1).reshape({-1}));
+            } else {
+              // The same mean next-token loss without materialising the [B·T, V] logits.
+              loss = m->lm_loss(m->hidden_states(ids.narrow(1, 0, seq - 1)), ids.narrow(1, 1, seq - 1));
+            }
             (loss / g.world_size()).backward();
             g.allreduce_gradients(params);
             clip_grad_norm(params, 1.0);
@@ -159,7 +168,8 @@ void add_train_bench(CLI::App& bench) {
         }
         emit_bench("decoder_train",
                    {{"model", name}, {"dtype", dt}, {"batch", batch}, {"seq", seq}, {"world_size", world},
-                    {"gradient_checkpointing", checkpointing}, {"params", m->num_parameters()},
+                    {"gradient_checkpointing", checkpointing}, {"loss", plain_loss ? "plain" : "chunked"},
+                    {"fused", !unfused}, {"params", m->num_parameters()},
                     {"threads", at::get_num_threads()}, {"device", dev.str()}},
                    "throughput", global, "tokens/s", extra);
       }

@@ -7,6 +7,7 @@
 #include <limits>
 #include <mutex>
 
+#include "ellm/models/decoder_ops.h"
 #include "ellm/util/error.h"
 
 namespace ellm {
@@ -41,17 +42,109 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_, const torch::TensorOptions& o
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
   // As transformers: normalise in fp32 (fp64 stays fp64), cast back, then scale.
-  torch::Tensor h = x.scalar_type() == torch::kFloat64 ? x : x.to(torch::kFloat32);
-  h = h * torch::rsqrt(h.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return weight * h.to(x.scalar_type());
+  return decoder_ops::rms_norm(x, weight, eps);
+}
+
+LinearGroup::LinearGroup(std::vector<Linear> parts) : parts_(std::move(parts)) {
+  for (const auto& p : parts_) sizes_.push_back(p->out_features);
+  bind();
+}
+
+bool LinearGroup::bound() const {
+  if (!weight_.defined()) return false;
+  const int64_t in = parts_.front()->in_features, esize = static_cast<int64_t>(weight_.element_size());
+  int64_t off = 0;
+  for (const auto& p : parts_) {
+    const torch::Tensor& w = p->weight;
+    if (w.scalar_type() != weight_.scalar_type() || w.device() != weight_.device() ||
+        w.data_ptr() != static_cast<char*>(weight_.data_ptr()) + off * in * esize)
+      return false;
+    if (bias_.defined() && (!p->bias.defined() || p->bias.scalar_type() != bias_.scalar_type() ||
+                            p->bias.data_ptr() != static_cast<char*>(bias_.data_ptr()) + off * esize))
+      return false;
+    off += p->out_features;
+  }
+  return true;
+}
+
+void LinearGroup::bind() {
+  static std::mutex mutex;  // two inference threads finding the group unbound: one binds
+  std::lock_guard<std::mutex> lock(mutex);
+  if (parts_.empty() || bound()) return;
+  const torch::Tensor& w0 = parts_.front()->weight;
+  if (w0.device().is_meta()) return;  // nothing to share on the meta device (planning)
+  int64_t total = 0, with_bias = 0;
+  for (const auto& p : parts_) {
+    if (p->in_features != parts_.front()->in_features || p->weight.scalar_type() != w0.scalar_type() ||
+        p->weight.device() != w0.device() || !p->weight.is_contiguous())
+      return;
+    total += p->out_features;
+    with_bias += p->bias.defined();
+  }
+  if (with_bias != 0 && with_bias != static_cast<int64_t>(parts_.size())) return;
+  // The buffers must be ordinary tensors even when the first use is under InferenceMode:
+  // the parameters become views of them.
+  c10::InferenceMode not_inference(false);
+  torch::NoGradGuard no_grad;
+  torch::Tensor w = torch::empty({total, parts_.front()->in_features}, w0.options());
+  torch::Tensor b = with_bias ? torch::empty({total}, parts_.front()->bias.options()) : torch::Tensor();
+  int64_t off = 0;
+  for (auto& p : parts_) {
+    torch::Tensor ws = w.narrow(0, off, p->out_features);
+    ws.copy_(p->weight);
+    p->weight.set_data(ws);
+    if (b.defined()) {
+      torch::Tensor bs = b.narrow(0, off, p->out_features);
+      bs.copy_(p->bias);
+      p->bias.set_data(bs);
+    }
+    off += p->out_features;
+  }
+  weight_ = w;
+  bias_ = b;
+}
+
+std::vector<torch::Tensor> LinearGroup::forward(const torch::Tensor& x) {
+  bool lora = false, params_grad = false;
+  for (const auto& p : parts_) {
+    lora = lora || p->has_lora();
+    params_grad = params_grad || p->weight.requires_grad() || (p->bias.defined() && p->bias.requires_grad());
+  }
+  params_grad = params_grad && torch::GradMode::is_enabled();
+  if (enabled && !lora) {
+    torch::Tensor w, b;
+    if (!params_grad) {
+      if (!bound()) bind();
+      if (bound()) {
+        w = weight_;
+        b = bias_;
+      }
+    }
+    if (!w.defined() && params_grad) {
+      std::vector<torch::Tensor> ws, bs;
+      for (const auto& p : parts_) {
+        ws.push_back(p->weight);
+        if (p->bias.defined()) bs.push_back(p->bias);
+      }
+      if (bs.size() == parts_.size() || bs.empty()) {
+        w = torch::cat(ws, 0);
+        if (!bs.empty()) b = torch::cat(bs, 0);
+      }
+    }
+    if (w.defined()) {
+      torch::Tensor x2 = x.reshape({-1, x.size(-1)});
+      torch::Tensor y = b.defined() ? torch::addmm(b, x2, w.t()) : torch::mm(x2, w.t());
+      auto shape = x.sizes().vec();
+      shape.back() = w.size(0);
+      return y.view(shape).split_with_sizes(sizes_, -1);
+    }
+  }
+  std::vector<torch::Tensor> out;
+  for (auto& p : parts_) out.push_back(p->forward(x));
+  return out;
 }
 
 namespace {
-
-torch::Tensor rotate_half(const torch::Tensor& x) {
-  int64_t half = x.size(-1) / 2;
-  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-}
 
 // Appends this call's keys/values [B,KV,T,D] to the cache slot and returns all of them.
 std::pair<torch::Tensor, torch::Tensor> cache_append(KVCache& cache, int64_t layer, const torch::Tensor& k,
@@ -79,8 +172,8 @@ std::pair<torch::Tensor, torch::Tensor> cache_append(KVCache& cache, int64_t lay
     ks = torch::cat({ks.narrow(2, 0, past), k}, 2);
     vs = torch::cat({vs.narrow(2, 0, past), v}, 2);
   } else {
-    ks = k;
-    vs = v;
+    ks = k.contiguous();
+    vs = v.contiguous();
   }
   cache.capacity = 0;  // grown past the reservation: concatenate from now on
   return {ks, vs};
@@ -94,27 +187,28 @@ AttentionImpl::AttentionImpl(const DecoderConfig& c, const torch::TensorOptions&
   k_proj = register_module("k_proj", Linear(c.hidden_size, num_kv_heads * head_dim, c.qkv_bias(), options));
   v_proj = register_module("v_proj", Linear(c.hidden_size, num_kv_heads * head_dim, c.qkv_bias(), options));
   o_proj = register_module("o_proj", Linear(num_heads * head_dim, c.hidden_size, c.o_bias(), options));
+  qkv = LinearGroup({q_proj, k_proj, v_proj});
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope& rope, const torch::Tensor& bias,
                                      KVCache* cache, int64_t layer) {
   const int64_t B = x.size(0), T = x.size(1), H = num_heads, KV = num_kv_heads, D = head_dim, G = H / KV;
-  torch::Tensor q = q_proj(x).view({B, T, H, D}).transpose(1, 2);
-  torch::Tensor k = k_proj(x).view({B, T, KV, D}).transpose(1, 2);
-  torch::Tensor v = v_proj(x).view({B, T, KV, D}).transpose(1, 2);
-  torch::Tensor cos = rope.cos.unsqueeze(1), sin = rope.sin.unsqueeze(1);  // [B,1,T,D]
-  q = q * cos + rotate_half(q) * sin;
-  k = k * cos + rotate_half(k) * sin;
+  std::vector<torch::Tensor> p = qkv.forward(x);  // [B,T,H*D], [B,T,KV*D], [B,T,KV*D]
+  // RoPE on queries and keys in one pass, heads moved forward, 1/sqrt(D) folded into q.
+  auto [q, k] = decoder_ops::rope_qk(p[0].view({B, T, H, D}), p[1].view({B, T, KV, D}), rope.cos, rope.sin,
+                                     1.0 / std::sqrt(static_cast<double>(D)));  // [B,H,T,D], [B,KV,T,D]
+  torch::Tensor v = p[2].view({B, T, KV, D}).transpose(1, 2);                   // [B,KV,T,D]
   if (cache) std::tie(k, v) = cache_append(*cache, layer, k, v);
   const int64_t S = k.size(2);
   // Grouped-query attention without repeating K/V: query head h uses kv head h / G, so the
   // G query heads of one kv head are stacked along the time axis of one matmul.
-  torch::Tensor qg = q.reshape({B, KV, G * T, D});
-  torch::Tensor scores = torch::matmul(qg, k.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(D)));
+  torch::Tensor scores = torch::matmul(q.view({B, KV, G * T, D}), k.transpose(-1, -2)).view({B, KV, G, T, S});
   // Softmax in fp32 (fp64 for an fp64 model: gradient checks).
-  scores = scores.view({B, KV, G, T, S}).to(x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32);
+  const auto soft_dtype = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  if (scores.scalar_type() != soft_dtype) scores = scores.to(soft_dtype);
   if (bias.defined()) scores = scores + bias;
-  torch::Tensor probs = torch::softmax(scores, -1).to(x.scalar_type());
+  torch::Tensor probs = torch::softmax(scores, -1);
+  if (probs.scalar_type() != x.scalar_type()) probs = probs.to(x.scalar_type());
   torch::Tensor out = torch::matmul(probs.view({B, KV, G * T, S}), v);  // [B,KV,G*T,D]
   out = out.view({B, H, T, D}).transpose(1, 2).reshape({B, T, H * D});
   return o_proj(out);
@@ -124,10 +218,12 @@ MLPImpl::MLPImpl(const DecoderConfig& c, const torch::TensorOptions& options) {
   gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, options));
   up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, options));
   down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias, options));
+  gate_up = LinearGroup({gate_proj, up_proj});
 }
 
 torch::Tensor MLPImpl::forward(const torch::Tensor& x) {
-  return down_proj(torch::silu(gate_proj(x)) * up_proj(x));
+  std::vector<torch::Tensor> p = gate_up.forward(x);
+  return down_proj(decoder_ops::swiglu(p[0], p[1]));
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const DecoderConfig& c, const torch::TensorOptions& options) {
@@ -186,10 +282,41 @@ DecoderImpl::DecoderImpl(DecoderConfig config, const torch::TensorOptions& optio
 torch::ScalarType DecoderImpl::dtype() const { return model->embed_tokens->weight.scalar_type(); }
 torch::Device DecoderImpl::device() const { return model->embed_tokens->weight.device(); }
 
-Rope DecoderImpl::rope_for(const torch::Tensor& positions) {
-  torch::Tensor freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq_;  // [B,T,D/2]
-  torch::Tensor emb = torch::cat({freqs, freqs}, -1);
-  return {emb.cos().to(dtype()), emb.sin().to(dtype())};
+void DecoderImpl::set_fused_projections(bool on) {
+  for (auto& layer : model->layers) {
+    layer->self_attn->qkv.enabled = on;
+    layer->mlp->gate_up.enabled = on;
+  }
+}
+
+torch::Tensor DecoderImpl::rope_table(int64_t positions) {
+  std::lock_guard<std::mutex> lock(rope_mutex_);
+  const bool stale = !rope_table_.defined() || rope_table_.scalar_type() != dtype() || rope_table_.device() != device();
+  if (stale || rope_table_.size(0) < positions) {
+    // Grown geometrically so that decoding one token at a time rebuilds it rarely. Each row
+    // depends on its position only: growing never changes a value.
+    int64_t P = std::max<int64_t>(positions, 256);
+    if (!stale) P = std::max<int64_t>(P, 2 * rope_table_.size(0));
+    c10::InferenceMode not_inference(false);  // kept across calls: an ordinary tensor
+    torch::NoGradGuard no_grad;
+    torch::Tensor pos = torch::arange(P, torch::TensorOptions().dtype(torch::kFloat32).device(device()));
+    torch::Tensor freqs = pos.unsqueeze(-1) * inv_freq_.to(device());  // [P,D/2]
+    torch::Tensor emb = torch::cat({freqs, freqs}, -1);
+    rope_table_ = torch::stack({emb.cos(), emb.sin()}, 1).to(dtype()).contiguous();  // [P,2,D]
+  }
+  return rope_table_;
+}
+
+Rope DecoderImpl::rope_for(const torch::Tensor& positions, int64_t past, int64_t T) {
+  // Positions never exceed past + T - 1 (they count real tokens; padding gets 1).
+  torch::Tensor table = rope_table(past + T);
+  torch::Tensor rows;
+  if (positions.defined()) {
+    rows = table.index_select(0, positions.reshape({-1})).view({positions.size(0), T, 2, table.size(2)});
+  } else {
+    rows = table.narrow(0, past, T).unsqueeze(0);  // [1,T,2,D]: shared by the batch, no copy
+  }
+  return {rows.select(2, 0), rows.select(2, 1)};
 }
 
 namespace {
@@ -259,23 +386,24 @@ torch::Tensor DecoderImpl::hidden_states(const torch::Tensor& input_ids, const t
     mask = attention_mask.to(dev, torch::kInt64);
   }
   // Positions count real tokens only, so left padding does not shift them (as HF generate).
+  // Without a mask they are past .. S-1 for every row: a slice of the rope table.
   torch::Tensor positions;
-  if (mask.defined()) {
-    positions = (mask.cumsum(1) - 1).masked_fill(mask == 0, 1).narrow(1, past, T);
-  } else {
-    positions = torch::arange(past, S, torch::TensorOptions().dtype(torch::kInt64).device(dev)).unsqueeze(0).expand({B, T});
-  }
-  Rope rope = rope_for(positions);
+  if (mask.defined()) positions = (mask.cumsum(1) - 1).masked_fill(mask == 0, 1).narrow(1, past, T);
+  Rope rope = rope_for(positions, past, T);
   // Additive mask [B,1,1,T,S]: causal and padding. A large finite negative (not -inf) keeps
-  // rows of padding queries finite.
+  // rows of padding queries finite. A single new token without padding needs none.
   torch::Tensor bias;
   if (T > 1 || mask.defined()) {
     auto iopts = torch::TensorOptions().dtype(torch::kInt64).device(dev);
-    torch::Tensor allowed = torch::arange(S, iopts).unsqueeze(0) <= (torch::arange(T, iopts) + past).unsqueeze(1);  // [T,S]
-    allowed = allowed.unsqueeze(0);
-    if (mask.defined()) allowed = allowed.logical_and(mask.unsqueeze(1) != 0);  // [B,T,S]
+    torch::Tensor allowed;
+    if (T > 1) {
+      allowed = (torch::arange(S, iopts).unsqueeze(0) <= (torch::arange(T, iopts) + past).unsqueeze(1)).unsqueeze(0);  // [1,T,S]
+      if (mask.defined()) allowed = allowed.logical_and(mask.unsqueeze(1) != 0);  // [B,T,S]
+    } else {
+      allowed = (mask != 0).unsqueeze(1);  // [B,1,S]
+    }
     bias = torch::zeros(allowed.sizes(), torch::TensorOptions().dtype(torch::kFloat32).device(dev))
-               .masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest())
+               .masked_fill_(allowed.logical_not(), std::numeric_limits<float>::lowest())
                .unsqueeze(1)
                .unsqueeze(1);
   }
@@ -294,6 +422,19 @@ torch::Tensor DecoderImpl::logits(const torch::Tensor& hidden) {
   torch::Tensor out = lm_head.is_empty() ? torch::linear(hidden, model->embed_tokens->weight) : lm_head(hidden);
   // fp32 for fp32/bf16/fp16 models; fp64 models (gradient checks) keep fp64.
   return out.scalar_type() == torch::kFloat64 ? out : out.to(torch::kFloat32);
+}
+
+torch::Tensor DecoderImpl::lm_loss(const torch::Tensor& hidden, const torch::Tensor& targets, bool sum,
+                                   int64_t ignore_index) {
+  torch::Tensor h = hidden.reshape({-1, hidden.size(-1)}), t = targets.reshape({-1}).to(h.device(), torch::kInt64);
+  if (!lm_head.is_empty() && lm_head->has_lora())
+    return torch::nn::functional::cross_entropy(
+        logits(h), t,
+        torch::nn::functional::CrossEntropyFuncOptions().ignore_index(ignore_index).reduction(
+            sum ? torch::nn::functional::CrossEntropyFuncOptions::reduction_t(torch::kSum)
+                : torch::nn::functional::CrossEntropyFuncOptions::reduction_t(torch::kMean)));
+  const torch::Tensor& w = lm_head.is_empty() ? model->embed_tokens->weight : lm_head->weight;
+  return decoder_ops::linear_cross_entropy(h, w, t, sum, ignore_index);
 }
 
 torch::Tensor DecoderImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,

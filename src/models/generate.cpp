@@ -43,20 +43,28 @@ std::vector<std::vector<int64_t>> generate(Decoder& model, const std::vector<std
       if (id < 0 || id >= V) fail("generate: prompt {} holds token id {} outside the vocabulary [0, {})", b, id, V);
     L = std::max<int64_t>(L, prompts[b].size());
   }
-  torch::NoGradGuard no_grad;
+  // Nothing made here is ever used with autograd: InferenceMode skips its bookkeeping.
+  c10::InferenceMode inference;
   const bool was_training = model->is_training();
   model->eval();
 
+  // Left padding, and the attention mask only when some prompt is shorter: with rows of one
+  // length the decoder needs no mask (positions are a slice of the rope table, a new token
+  // attends to every cached one), which saves its mask operations at every step.
+  bool padded = false;
+  for (int64_t b = 0; b < B; ++b) padded = padded || static_cast<int64_t>(prompts[b].size()) != L;
   auto ids = torch::full({B, L}, pad, torch::kInt64);
-  auto mask = torch::zeros({B, L}, torch::kInt64);
+  torch::Tensor mask;
+  if (padded) mask = torch::ones({B, L + options.max_new_tokens}, torch::kInt64);  // new tokens are real
   for (int64_t b = 0; b < B; ++b) {
     int64_t n = prompts[b].size();
     ids[b].narrow(0, L - n, n).copy_(torch::tensor(prompts[b], torch::kInt64));
-    mask[b].narrow(0, L - n, n).fill_(1);
+    if (padded) mask[b].narrow(0, 0, L - n).fill_(0);
   }
   const torch::Device dev = model->device();
   ids = ids.to(dev);
-  mask = mask.to(dev);
+  if (padded) mask = mask.to(dev);
+  auto mask_upto = [&](int64_t len) { return padded ? mask.narrow(1, 0, len) : torch::Tensor(); };
 
   size_t max_stop = 0;
   for (const auto& s : options.stop_strings) max_stop = std::max(max_stop, s.size());
@@ -67,7 +75,8 @@ std::vector<std::vector<int64_t>> generate(Decoder& model, const std::vector<std
   KVCache cache;
   cache.reserve(L + options.max_new_tokens);
   KVCache* cp = options.use_cache ? &cache : nullptr;
-  torch::Tensor logits = model->forward(ids, mask, cp, 1).select(1, 0);  // [B,V]
+  int64_t length = L;  // tokens in the sequence so far
+  torch::Tensor logits = model->forward(ids, mask_upto(length), cp, 1).select(1, 0);  // [B,V]
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
     torch::Tensor chosen;
     if (options.temperature == 0) {
@@ -100,12 +109,12 @@ std::vector<std::vector<int64_t>> generate(Decoder& model, const std::vector<std
     }
     if (remaining == 0 || step + 1 == options.max_new_tokens) break;
     torch::Tensor next = chosen.to(dev).view({B, 1});
-    mask = torch::cat({mask, torch::ones({B, 1}, mask.options())}, 1);
+    ++length;
     if (cp) {
-      logits = model->forward(next, mask, cp, 1).select(1, 0);
+      logits = model->forward(next, mask_upto(length), cp, 1).select(1, 0);
     } else {
       ids = torch::cat({ids, next}, 1);
-      logits = model->forward(ids, mask, nullptr, 1).select(1, 0);
+      logits = model->forward(ids, mask_upto(length), nullptr, 1).select(1, 0);
     }
   }
   if (was_training) model->train();

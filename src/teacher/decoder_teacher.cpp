@@ -114,7 +114,7 @@ std::vector<std::string> DecoderTeacher::generate_cots(const std::vector<Pair>& 
   g.max_new_tokens = options_.max_new_tokens;
   g.temperature = 0;
   g.stop_ids = stop_ids();
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;  // read-only scoring: nothing here meets autograd
   auto out = generate(model_, prompts, g, tok_.get());
   std::vector<std::string> texts;
   for (const auto& ids : out) texts.push_back(tok_->decode(ids, true));
@@ -123,7 +123,7 @@ std::vector<std::string> DecoderTeacher::generate_cots(const std::vector<Pair>& 
 
 std::vector<std::vector<double>> DecoderTeacher::token_logprobs(const std::vector<std::vector<int64_t>>& sequences,
                                                                 const std::vector<std::vector<int64_t>>& wanted) {
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;  // read-only scoring: nothing here meets autograd
   std::vector<std::vector<double>> out(sequences.size());
   // Similar lengths together: less padding per forward.
   std::vector<size_t> order(sequences.size());
@@ -215,7 +215,7 @@ std::vector<ChatAnswer> DecoderTeacher::chat(const std::vector<ChatQuery>& batch
     const auto& q = batch[i];
     groups[{q.max_tokens, q.temperature, q.top_p, q.seed, q.stop}].push_back(i);
   }
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;  // read-only scoring: nothing here meets autograd
   for (const auto& [key, members] : groups) {
     std::vector<std::vector<int64_t>> prompts;
     for (size_t i : members) prompts.push_back(chat_.encode_prompt(batch[i].messages, *tok_));

@@ -150,10 +150,9 @@ at::Tensor SftTask::batch_loss(const std::vector<const SftExample*>& batch, int6
   torch::Tensor sel = resp.narrow(1, 1, T - 1);  // token t is predicted at position t-1
   torch::Tensor hs = h.narrow(1, 0, T - 1).index({sel});
   torch::Tensor targets = ids.narrow(1, 1, T - 1).index({sel});
-  // Logits only where the loss is: the full-vocabulary head is the biggest tensor of a step.
-  torch::Tensor logits = model_->logits(hs);
-  return torch::nn::functional::cross_entropy(
-      logits, targets, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+  // Logits only where the loss is, one chunk of rows at a time (never the whole [N, V]
+  // full-vocabulary head, the biggest tensor of a step).
+  return model_->lm_loss(hs, targets, /*sum=*/true);
 }
 
 MicroBatchLoss SftTask::loss(const std::vector<int64_t>& examples) {

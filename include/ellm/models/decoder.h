@@ -17,6 +17,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -101,6 +102,34 @@ class LinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Linear);
 
+// Linear layers that read the same input (q/k/v, gate/up), computed as one matmul. The HF
+// parameters stay registered where they are; the group re-points them into one buffer per
+// kind (weights, biases) so that the fused weight *is* the parameters: no copy, no extra
+// memory, and nothing to invalidate when they change in place (optimizer steps, loading,
+// LoRA merge). forward() picks, per call:
+//   no gradients wanted, no LoRA  → one matmul on the shared buffers (rebound first when a
+//                                   part's storage was replaced, e.g. by Module::to);
+//   gradients wanted, no LoRA     → one matmul on the concatenated parameters (autograd
+//                                   routes each part's gradient to its parameter);
+//   any part with LoRA            → the parts one by one (each with its adapter).
+class LinearGroup {
+ public:
+  LinearGroup() = default;
+  explicit LinearGroup(std::vector<Linear> parts);
+  // One output [.., out_i] per part (views of one fused output when fused).
+  std::vector<torch::Tensor> forward(const torch::Tensor& x);
+  // True when the parts share one weight buffer and one bias buffer (the fused inference path).
+  bool bound() const;
+  // false: always the parts one by one (the reference the fused paths are tested against).
+  bool enabled = true;
+
+ private:
+  std::vector<Linear> parts_;
+  std::vector<int64_t> sizes_;
+  torch::Tensor weight_, bias_;  // the shared buffers; undefined on the meta device
+  void bind();
+};
+
 class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps, const torch::TensorOptions& options);
@@ -110,7 +139,8 @@ class RMSNormImpl : public torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
-// Rotary tables for one forward pass: cos/sin [B, T, head_dim] in the compute dtype.
+// Rotary tables for one forward pass: cos/sin [B or 1, T, head_dim] in the compute dtype
+// (last dim contiguous; views of the decoder's cached table).
 struct Rope {
   torch::Tensor cos, sin;
 };
@@ -123,6 +153,7 @@ class AttentionImpl : public torch::nn::Module {
                         int64_t layer);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t num_heads, num_kv_heads, head_dim;
+  LinearGroup qkv;  // q_proj, k_proj, v_proj as one matmul
 };
 TORCH_MODULE(Attention);
 
@@ -131,6 +162,7 @@ class MLPImpl : public torch::nn::Module {
   MLPImpl(const DecoderConfig& config, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  LinearGroup gate_up;  // gate_proj, up_proj as one matmul
 };
 TORCH_MODULE(MLP);
 
@@ -172,6 +204,16 @@ class DecoderImpl : public torch::nn::Module {
                               KVCache* cache = nullptr);
   // hidden [.., H] → logits [.., V] fp32.
   torch::Tensor logits(const torch::Tensor& hidden);
+  // Cross-entropy of logits(hidden) against targets without materialising the [N, V] logits
+  // (models/decoder_ops.h's linear_cross_entropy; the plain logits + cross_entropy when the
+  // head carries LoRA). hidden [N,H], targets [N] (ignore_index: no loss); summed when `sum`,
+  // else the mean over counted rows. fp32 (fp64 for an fp64 model).
+  torch::Tensor lm_loss(const torch::Tensor& hidden, const torch::Tensor& targets, bool sum = false,
+                        int64_t ignore_index = -100);
+
+  // Fused q/k/v and gate/up projections (LinearGroup) on or off; on by default. Off computes
+  // every projection on its own, as the plain formulation (tests compare the two).
+  void set_fused_projections(bool on);
 
   // Recompute each layer in backward instead of keeping its activations.
   void set_gradient_checkpointing(bool on) { checkpointing_ = on; }
@@ -195,7 +237,11 @@ class DecoderImpl : public torch::nn::Module {
   DecoderConfig config_;
   torch::Tensor inv_freq_;  // [head_dim/2] fp32, on the device
   bool checkpointing_ = false;
-  Rope rope_for(const torch::Tensor& positions);
+  // cos/sin of positions [0, P): [P, 2, head_dim] in the compute dtype, grown on demand.
+  torch::Tensor rope_table_;
+  std::mutex rope_mutex_;
+  torch::Tensor rope_table(int64_t positions);
+  Rope rope_for(const torch::Tensor& positions, int64_t past, int64_t T);
 };
 TORCH_MODULE(Decoder);
 
