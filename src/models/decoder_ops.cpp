@@ -116,34 +116,38 @@ struct RMSNormFn : public torch::autograd::Function<RMSNormFn> {
       const scalar_t *xp = x.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>(), *gp = gy.data_ptr<scalar_t>();
       const acc* rp = rinv.data_ptr<acc>();
       scalar_t* gxp = gx.data_ptr<scalar_t>();
-      // Per-thread partial sums of the weight gradient, reduced below.
-      const int threads = at::get_num_threads();
-      std::vector<acc> partial(static_cast<size_t>(threads) * H, acc(0));
       at::parallel_for(0, R, grain_rows(H), [&](int64_t r0, int64_t r1) {
-        acc* pw = partial.data() + static_cast<size_t>(at::get_thread_num()) * H;
         for (int64_t r = r0; r < r1; ++r) {
           const scalar_t *xr = xp + r * H, *gr = gp + r * H;
           scalar_t* gxr = gxp + r * H;
           const acc ri = rp[r];
           acc dot = 0;
-          for (int64_t i = 0; i < H; ++i) {
-            acc gn = static_cast<acc>(gr[i]) * static_cast<acc>(wp[i]);
-            dot += gn * static_cast<acc>(xr[i]);
-            pw[i] += static_cast<acc>(gr[i]) * static_cast<acc>(static_cast<scalar_t>(static_cast<acc>(xr[i]) * ri));
-          }
+          for (int64_t i = 0; i < H; ++i) dot += static_cast<acc>(gr[i]) * static_cast<acc>(wp[i]) * static_cast<acc>(xr[i]);
           const acc c = dot * ri * ri * ri / static_cast<acc>(H);
           for (int64_t i = 0; i < H; ++i)
             gxr[i] = static_cast<scalar_t>(static_cast<acc>(gr[i]) * static_cast<acc>(wp[i]) * ri -
                                            static_cast<acc>(xr[i]) * c);
         }
       });
+      // Weight gradient (unless frozen): sum over rows of gy * round(x * r), by column blocks.
+      if (!ctx->needs_input_grad(1)) return;
       gw = torch::empty_like(w);
       scalar_t* gwp = gw.data_ptr<scalar_t>();
-      for (int64_t i = 0; i < H; ++i) {
-        acc s = 0;
-        for (int t = 0; t < threads; ++t) s += partial[static_cast<size_t>(t) * H + i];
-        gwp[i] = static_cast<scalar_t>(s);
-      }
+      const int64_t block = 32;
+      at::parallel_for(0, (H + block - 1) / block, std::max<int64_t>(1, 16384 / std::max<int64_t>(R * block, 1)),
+                       [&](int64_t b0, int64_t b1) {
+        for (int64_t blk = b0; blk < b1; ++blk) {
+          const int64_t i0 = blk * block, i1 = std::min(H, i0 + block);
+          acc sums[block] = {};
+          for (int64_t r = 0; r < R; ++r) {
+            const scalar_t *xr = xp + r * H, *gr = gp + r * H;
+            const acc ri = rp[r];
+            for (int64_t i = i0; i < i1; ++i)
+              sums[i - i0] += static_cast<acc>(gr[i]) * static_cast<acc>(static_cast<scalar_t>(static_cast<acc>(xr[i]) * ri));
+          }
+          for (int64_t i = i0; i < i1; ++i) gwp[i] = static_cast<scalar_t>(sums[i - i0]);
+        }
+      });
     });
     return {gx, gw, Tensor()};
   }
@@ -228,6 +232,8 @@ struct RopeFn : public torch::autograd::Function<RopeFn> {
     rope_kernel(q_in, k_in, cos, sin, q_scale, q, k, /*transpose=*/false);
     ctx->save_for_backward({cos, sin});
     ctx->saved_data["q_scale"] = q_scale;
+    ctx->saved_data["q_shape"] = q.sizes().vec();
+    ctx->saved_data["k_shape"] = k.sizes().vec();
     return {q, k};
   }
 
@@ -236,8 +242,9 @@ struct RopeFn : public torch::autograd::Function<RopeFn> {
     double q_scale = ctx->saved_data["q_scale"].toDouble();
     Tensor gq = grads[0], gk = grads[1];
     // An unused output's gradient arrives undefined: zeros of its shape.
-    if (!gq.defined()) gq = torch::zeros_like(grads[1].defined() ? grads[1] : gq);
-    if (!gk.defined()) gk = torch::zeros_like(gq);
+    const auto& like = gq.defined() ? gq : gk;
+    if (!gq.defined()) gq = torch::zeros(ctx->saved_data["q_shape"].toIntVector(), like.options());
+    if (!gk.defined()) gk = torch::zeros(ctx->saved_data["k_shape"].toIntVector(), like.options());
     gq = gq.contiguous();
     gk = gk.contiguous();
     Tensor dq = torch::empty({gq.size(0), gq.size(2), gq.size(1), gq.size(3)}, gq.options());
@@ -412,7 +419,9 @@ std::pair<Tensor, Tensor> rope_qk(const Tensor& q_in, const Tensor& k_in, const 
 }
 
 Tensor swiglu(const Tensor& gate, const Tensor& up) {
-  if (!use_kernel({&gate, &up}) || gate.sizes() != up.sizes()) return torch::silu(gate) * up;
+  // Large inputs (prompts, training batches) go to ATen's vectorised silu and mul: this
+  // file's loops are plain C++ and their exp() costs more than the two dispatches saved.
+  if (!use_kernel({&gate, &up}) || gate.sizes() != up.sizes() || gate.numel() > 32768) return torch::silu(gate) * up;
   Tensor g = row_stride(gate) < 0 ? gate.contiguous() : gate;
   Tensor u = row_stride(up) < 0 ? up.contiguous() : up;
   if (wants_grad({&g, &u})) return SwiGLUFn::apply(g, u);

@@ -24,8 +24,9 @@ torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, doub
 std::pair<torch::Tensor, torch::Tensor> rope_qk(const torch::Tensor& q_in, const torch::Tensor& k_in,
                                                 const torch::Tensor& cos, const torch::Tensor& sin, double q_scale);
 
-// silu(gate) * up. gate, up [.., I] of one shape, last dim contiguous, leading dims
-// addressable with one row stride (e.g. the two halves of a fused gate/up projection).
+// silu(gate) * up. gate, up [.., I] of one shape (e.g. the two halves of a fused gate/up
+// projection). Small inputs (decode steps) take the fused loop; large ones ATen's vectorised
+// silu and mul.
 torch::Tensor swiglu(const torch::Tensor& gate, const torch::Tensor& up);
 
 // Cross-entropy of the logits hidden · weightᵀ (computed in the hidden states' dtype,
