@@ -199,6 +199,11 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope& rope, c
                                      1.0 / std::sqrt(static_cast<double>(D)));  // [B,H,T,D], [B,KV,T,D]
   torch::Tensor v = p[2].view({B, T, KV, D}).transpose(1, 2);                   // [B,KV,T,D]
   if (cache) std::tie(k, v) = cache_append(*cache, layer, k, v);
+  // A few new tokens at inference (decode steps): one loop over the cached keys and values.
+  if (T <= 4) {
+    torch::Tensor out = decoder_ops::attention_decode(q, k, v, bias);
+    if (out.defined()) return o_proj(out);
+  }
   const int64_t S = k.size(2);
   // Grouped-query attention without repeating K/V: query head h uses kv head h / G, so the
   // G query heads of one kv head are stacked along the time axis of one matmul.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -254,6 +255,20 @@ struct RopeFn : public torch::autograd::Function<RopeFn> {
   }
 };
 
+// ---------------------------------------------------------------- decode attention
+
+// Dot product with eight independent partial sums: vectorisable without reassociation.
+template <typename scalar_t, typename acc>
+inline acc dot(const scalar_t* a, const scalar_t* b, int64_t n) {
+  acc part[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int u = 0; u < 8; ++u) part[u] += static_cast<acc>(a[i + u]) * static_cast<acc>(b[i + u]);
+  acc s = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+  for (; i < n; ++i) s += static_cast<acc>(a[i]) * static_cast<acc>(b[i]);
+  return s;
+}
+
 // ---------------------------------------------------------------- SwiGLU
 
 template <typename acc>
@@ -337,31 +352,47 @@ CrossEntropyPass linear_cross_entropy_pass(const Tensor& hidden, const Tensor& w
   CrossEntropyPass out;
   Tensor valid_all = targets != ignore_index;
   out.count = valid_all.sum().to(acc_dtype);
+  const bool any_ignored = out.count.item<double>() < static_cast<double>(N);
   out.loss = torch::zeros({}, hidden.options().dtype(acc_dtype));
   if (need_h) out.grad_hidden = torch::empty_like(hidden);
-  if (need_w) out.grad_weight = torch::zeros(weight.sizes(), weight.options().dtype(acc_dtype));
+  if (need_w)  // filled by the first chunk's matmul (zeros when there are no rows)
+    out.grad_weight = N == 0 ? torch::zeros(weight.sizes(), weight.options().dtype(acc_dtype))
+                             : torch::empty(weight.sizes(), weight.options().dtype(acc_dtype));
   Tensor wt = weight.t();
   for (int64_t s = 0; s < N; s += chunk) {
     const int64_t n = std::min(chunk, N - s);
     Tensor h = hidden.narrow(0, s, n);
-    Tensor logits = torch::mm(h, wt).to(acc_dtype);  // [n,V]
-    Tensor invalid = valid_all.narrow(0, s, n).logical_not().unsqueeze(1);  // [n,1]
-    Tensor t = targets.narrow(0, s, n).unsqueeze(1).masked_fill(invalid, 0);
-    Tensor lse = logits.logsumexp(-1, /*keepdim=*/true);  // [n,1]
-    out.loss.add_((lse - logits.gather(1, t)).masked_fill_(invalid, 0).sum());
+    // log_softmax is one vectorised kernel (logsumexp and a broadcast subtraction cost
+    // several times more here).
+    Tensor logp = torch::log_softmax(torch::mm(h, wt).to(acc_dtype), -1);  // [n,V]
+    Tensor t = targets.narrow(0, s, n).unsqueeze(1);
+    Tensor invalid;
+    if (any_ignored) {
+      invalid = valid_all.narrow(0, s, n).logical_not().unsqueeze(1);  // [n,1]
+      t = t.masked_fill(invalid, 0);
+    }
+    Tensor picked = logp.gather(1, t);
+    if (any_ignored) picked.masked_fill_(invalid, 0);
+    out.loss.sub_(picked.sum());
     if (!need_h && !need_w) continue;
     // d loss / d logits = softmax - one-hot (rows without a target: 0), in place.
-    Tensor p = logits.sub_(lse).exp_();
+    Tensor p = logp.exp_();
     p.scatter_add_(1, t, torch::full({n, 1}, -1.0, p.options()));
-    p.masked_fill_(invalid, 0);
+    if (any_ignored) p.masked_fill_(invalid, 0);
     Tensor pc = p.to(hidden.scalar_type());
     if (need_h) {
       Tensor gh = out.grad_hidden.narrow(0, s, n);
       torch::mm_out(gh, pc, weight);
     }
     if (need_w) {
-      if (out.grad_weight.scalar_type() == pc.scalar_type()) out.grad_weight.addmm_(pc.t(), h);
-      else out.grad_weight.add_(torch::mm(pc.t(), h));
+      const bool first = s == 0;
+      if (out.grad_weight.scalar_type() == pc.scalar_type()) {
+        if (first) torch::mm_out(out.grad_weight, pc.t(), h);
+        else out.grad_weight.addmm_(pc.t(), h);
+      } else {
+        if (first) out.grad_weight.copy_(torch::mm(pc.t(), h));
+        else out.grad_weight.add_(torch::mm(pc.t(), h));
+      }
     }
   }
   return out;
@@ -416,6 +447,61 @@ std::pair<Tensor, Tensor> rope_qk(const Tensor& q_in, const Tensor& k_in, const 
   Tensor k = torch::empty({k_in.size(0), k_in.size(2), k_in.size(1), k_in.size(3)}, k_in.options());
   rope_kernel(q_in, k_in, cos, sin, q_scale, q, k, /*transpose=*/false);
   return {q, k};
+}
+
+Tensor attention_decode(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias) {
+  if (!use_kernel({&q, &k, &v}) || wants_grad({&q, &k, &v})) return Tensor();
+  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4 || !q.is_contiguous() || k.stride(3) != 1 || v.stride(3) != 1 ||
+      k.sizes() != v.sizes() || k.size(0) != q.size(0) || k.size(3) != q.size(3) || q.size(1) % k.size(1) != 0)
+    return Tensor();
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), KV = k.size(1), S = k.size(2), G = H / KV;
+  int64_t bb = 0, bt = 0, bs = 0;
+  const float* bp = nullptr;
+  if (bias.defined()) {
+    if (bias.scalar_type() != torch::kFloat32 || !bias.device().is_cpu() || bias.dim() != 5 || bias.size(3) != T ||
+        bias.size(4) != S || (bias.size(0) != 1 && bias.size(0) != B) || bias.size(1) != 1 || bias.size(2) != 1)
+      return Tensor();
+    bb = bias.size(0) == 1 ? 0 : bias.stride(0);
+    bt = bias.stride(3);
+    bs = bias.stride(4);
+    bp = bias.data_ptr<float>();
+  }
+  Tensor out = torch::empty({B, T, H * D}, q.options());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, q.scalar_type(), "ellm_attention_decode", [&] {
+    using acc = acc_t<scalar_t>;
+    const scalar_t *qp = q.data_ptr<scalar_t>(), *kp = k.data_ptr<scalar_t>(), *vp = v.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    const int64_t kb = k.stride(0), kh = k.stride(1), kj = k.stride(2);
+    const int64_t vb = v.stride(0), vh = v.stride(1), vj = v.stride(2);
+    at::parallel_for(0, B * H * T, std::max<int64_t>(1, 65536 / std::max<int64_t>(S * D, 1)), [&](int64_t r0, int64_t r1) {
+      std::vector<acc> p(static_cast<size_t>(S)), o(static_cast<size_t>(D));
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t t = r % T, h = (r / T) % H, b = r / (T * H), g = h / G;
+        const scalar_t* qr = qp + r * D;  // q is [B,H,T,D] contiguous: row r
+        const scalar_t* kr = kp + b * kb + g * kh;
+        const scalar_t* vr = vp + b * vb + g * vh;
+        const float* br = bp ? bp + b * bb + t * bt : nullptr;
+        acc mx = -std::numeric_limits<acc>::infinity();
+        for (int64_t j = 0; j < S; ++j) {
+          acc sc = dot<scalar_t, acc>(qr, kr + j * kj, D);
+          if (br) sc += static_cast<acc>(br[j * bs]);
+          p[j] = sc;
+          mx = std::max(mx, sc);
+        }
+        acc z = 0;
+        for (int64_t j = 0; j < S; ++j) z += (p[j] = std::exp(p[j] - mx));
+        std::fill(o.begin(), o.end(), acc(0));
+        for (int64_t j = 0; j < S; ++j) {
+          const acc w = p[j];
+          const scalar_t* vrow = vr + j * vj;
+          for (int64_t d = 0; d < D; ++d) o[d] += w * static_cast<acc>(vrow[d]);
+        }
+        scalar_t* orow = op + (b * T + t) * H * D + h * D;
+        for (int64_t d = 0; d < D; ++d) orow[d] = static_cast<scalar_t>(o[d] / z);
+      }
+    });
+  });
+  return out;
 }
 
 Tensor swiglu(const Tensor& gate, const Tensor& up) {
