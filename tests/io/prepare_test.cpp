@@ -12,6 +12,9 @@
 #include "ellm/data/prepare.h"
 #include "ellm/util/build_paths.h"
 #include "ellm/util/error.h"
+#include "../common/expect_error.h"
+
+using ellm::test_support::error_of;
 
 namespace fs = std::filesystem;
 using namespace ellm;
@@ -34,14 +37,6 @@ class Prepare : public ::testing::Test {
     fs::create_directories(p.parent_path());
     std::ofstream(p, std::ios::binary) << text;
     return p.string();
-  }
-  static std::string error_of(const std::function<void()>& f) {
-    try {
-      f();
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "(no error)";
   }
   fs::path dir_;
 };
