@@ -225,8 +225,10 @@ teacher() {  # teacher MODEL PAIRS OUTDIR [--no-cot]
 stage_teacher() {
   done_mark "$TO" && return 0
   log "teacher: dev/test outputs of both teachers, out-of-fold targets on train, rule-BIO targets"
-  local split k
-  for split in dev test; do
+  local split k splits=dev
+  # Without --test, test.pairs.jsonl is a copy of dev: its teacher outputs are copied, not recomputed.
+  [ -n "$TEST" ] && splits="dev test"
+  for split in $splits; do
     pool_run "teacher-cot-$split" teacher "$F/cot/final" "$D/$split.pairs.jsonl" "$TO/cot-$split"
     pool_run "teacher-no-cot-$split" teacher "$F/no-cot/final" "$D/$split.pairs.jsonl" "$TO/no-cot-$split" --no-cot
   done
@@ -238,6 +240,9 @@ stage_teacher() {
   pool_run teacher-rule run "$ELLM" teacher from-annotations --annotations "$A/all/annotations.jsonl" --pairs "$D/train.pairs.jsonl" \
     --student-tokenizer "$T/student.model" --out "$TO/rule"
   pool_wait
+  if [ -z "$TEST" ]; then
+    for k in cot no-cot; do run rm -rf "$TO/$k-test"; run cp -r "$TO/$k-dev" "$TO/$k-test"; done
+  fi
   # One target set for all of train, each pair labelled by the teacher that did not see it.
   local shards=()
   for k in $(seq 0 $((FOLDS - 1))); do shards+=("$TO/fold-$k"); done

@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "ellm/models/decoder_ops.h"
+#include "ellm/models/small_linear.h"
 #include "ellm/util/error.h"
 
 namespace ellm {
@@ -24,7 +25,8 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, const torch::Ten
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  torch::Tensor y = torch::linear(x, weight, bias);
+  torch::Tensor y = small_linear(x, weight, bias);  // decode steps; undefined where it does not apply
+  if (!y.defined()) y = torch::linear(x, weight, bias);
   if (has_lora()) {
     torch::Tensor h = x;
     if (lora_dropout > 0 && is_training()) h = torch::dropout(h, lora_dropout, /*train=*/true);
@@ -132,11 +134,14 @@ std::vector<torch::Tensor> LinearGroup::forward(const torch::Tensor& x) {
       }
     }
     if (w.defined()) {
-      torch::Tensor x2 = x.reshape({-1, x.size(-1)});
-      torch::Tensor y = b.defined() ? torch::addmm(b, x2, w.t()) : torch::mm(x2, w.t());
-      auto shape = x.sizes().vec();
-      shape.back() = w.size(0);
-      return y.view(shape).split_with_sizes(sizes_, -1);
+      torch::Tensor y = small_linear(x, w, b);
+      if (!y.defined()) {
+        torch::Tensor x2 = x.reshape({-1, x.size(-1)});
+        auto shape = x.sizes().vec();
+        shape.back() = w.size(0);
+        y = (b.defined() ? torch::addmm(b, x2, w.t()) : torch::mm(x2, w.t())).view(shape);
+      }
+      return y.split_with_sizes(sizes_, -1);
     }
   }
   std::vector<torch::Tensor> out;
@@ -424,7 +429,13 @@ torch::Tensor DecoderImpl::hidden_states(const torch::Tensor& input_ids, const t
 }
 
 torch::Tensor DecoderImpl::logits(const torch::Tensor& hidden) {
-  torch::Tensor out = lm_head.is_empty() ? torch::linear(hidden, model->embed_tokens->weight) : lm_head(hidden);
+  torch::Tensor out;
+  if (lm_head.is_empty()) {
+    out = small_linear(hidden, model->embed_tokens->weight);
+    if (!out.defined()) out = torch::linear(hidden, model->embed_tokens->weight);
+  } else {
+    out = lm_head(hidden);
+  }
   // fp32 for fp32/bf16/fp16 models; fp64 models (gradient checks) keep fp64.
   return out.scalar_type() == torch::kFloat64 ? out : out.to(torch::kFloat32);
 }
