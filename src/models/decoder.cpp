@@ -203,7 +203,15 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope& rope, c
   auto [q, k] = decoder_ops::rope_qk(p[0].view({B, T, H, D}), p[1].view({B, T, KV, D}), rope.cos, rope.sin,
                                      1.0 / std::sqrt(static_cast<double>(D)));  // [B,H,T,D], [B,KV,T,D]
   torch::Tensor v = p[2].view({B, T, KV, D}).transpose(1, 2);                   // [B,KV,T,D]
-  if (cache) std::tie(k, v) = cache_append(*cache, layer, k, v);
+  if (cache) {
+    auto [all_k, all_v] = cache_append(*cache, layer, k, v);
+    // A prompt (nothing cached before it) attends to its own fresh keys and values: matmuls
+    // on the cache's views (rows `capacity` apart) run several times slower than on k itself.
+    if (all_k.size(2) != T) {
+      k = all_k;
+      v = all_v;
+    }
+  }
   // A few new tokens at inference (decode steps): one loop over the cached keys and values.
   if (T <= 4) {
     torch::Tensor out = decoder_ops::attention_decode(q, k, v, bias);

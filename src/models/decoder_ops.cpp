@@ -507,7 +507,11 @@ Tensor attention_decode(const Tensor& q, const Tensor& k, const Tensor& v, const
 Tensor swiglu(const Tensor& gate, const Tensor& up) {
   // Large inputs (prompts, training batches) go to ATen's vectorised silu and mul: this
   // file's loops are plain C++ and their exp() costs more than the two dispatches saved.
-  if (!use_kernel({&gate, &up}) || gate.sizes() != up.sizes() || gate.numel() > 32768) return torch::silu(gate) * up;
+  // ATen's silu vectorises only a dense input: on the strided half of a fused gate/up output
+  // it runs ~10× slower than a copy plus silu ([8,128,704] fp32, 1 thread: 6.9 ms against
+  // 0.3 + 0.7 ms), in the forward and again in its backward.
+  if (!use_kernel({&gate, &up}) || gate.sizes() != up.sizes() || gate.numel() > 32768)
+    return torch::silu(gate.is_contiguous() ? gate : gate.contiguous()) * up;
   Tensor g = row_stride(gate) < 0 ? gate.contiguous() : gate;
   Tensor u = row_stride(up) < 0 ? up.contiguous() : up;
   if (wants_grad({&g, &u})) return SwiGLUFn::apply(g, u);
