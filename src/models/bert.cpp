@@ -1,7 +1,9 @@
 #include "ellm/models/bert.h"
 
+#include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <set>
@@ -23,6 +25,52 @@ void read_field(const json& j, const char* key, T& out, const std::string& where
   } catch (const std::exception& e) {
     fail("{}: field '{}' has the wrong type ({})", where, key, j[key].dump());
   }
+}
+
+// LayerNorm(a + residual) for the inference path, one pass per row instead of a cast, an add,
+// the norm and a cast back: a [R,H] in the matmul dtype (fp32 or bf16), residual [R,H] fp32,
+// weight and bias [H] fp32. Returns the fp32 result and, when `low` is bf16, the same rounded
+// to bf16 for the next matmul (undefined otherwise). Undefined result: not applicable (not a
+// dense CPU tensor), the caller takes the ATen path.
+std::pair<torch::Tensor, torch::Tensor> add_layer_norm(const torch::Tensor& a, const torch::Tensor& residual,
+                                                       const torch::Tensor& weight, const torch::Tensor& bias,
+                                                       double eps, c10::ScalarType low) {
+  const int64_t H = residual.size(-1), R = residual.numel() / std::max<int64_t>(H, 1);
+  for (const torch::Tensor* t : {&a, &residual, &weight, &bias})
+    if (!t->device().is_cpu() || !t->is_contiguous()) return {};
+  if (residual.scalar_type() != torch::kFloat32 || weight.scalar_type() != torch::kFloat32 ||
+      bias.scalar_type() != torch::kFloat32 || a.sizes() != residual.sizes() ||
+      (a.scalar_type() != torch::kFloat32 && a.scalar_type() != torch::kBFloat16))
+    return {};
+  torch::Tensor out = torch::empty_like(residual);
+  torch::Tensor out_low = low == torch::kBFloat16 ? torch::empty(residual.sizes(), residual.options().dtype(low))
+                                                  : torch::Tensor();
+  const float* r = residual.data_ptr<float>();
+  const float *w = weight.data_ptr<float>(), *b = bias.data_ptr<float>();
+  float* y = out.data_ptr<float>();
+  c10::BFloat16* yl = out_low.defined() ? out_low.data_ptr<c10::BFloat16>() : nullptr;
+  const bool a_bf16 = a.scalar_type() == torch::kBFloat16;
+  const float* af = a_bf16 ? nullptr : a.data_ptr<float>();
+  const c10::BFloat16* ab = a_bf16 ? a.data_ptr<c10::BFloat16>() : nullptr;
+  at::parallel_for(0, R, std::max<int64_t>(1, 16384 / std::max<int64_t>(H, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t row = r0; row < r1; ++row) {
+      const int64_t o = row * H;
+      float* v = y + o;  // a + residual, normalised in place
+      float sum = 0;
+      for (int64_t i = 0; i < H; ++i) {
+        v[i] = (a_bf16 ? static_cast<float>(ab[o + i]) : af[o + i]) + r[o + i];
+        sum += v[i];
+      }
+      const float mean = sum / H;
+      float sq = 0;
+      for (int64_t i = 0; i < H; ++i) sq += (v[i] - mean) * (v[i] - mean);
+      const float rstd = 1.0f / std::sqrt(sq / H + static_cast<float>(eps));
+      for (int64_t i = 0; i < H; ++i) v[i] = (v[i] - mean) * rstd * w[i] + b[i];
+      if (yl)
+        for (int64_t i = 0; i < H; ++i) yl[o + i] = c10::BFloat16(v[i]);
+    }
+  });
+  return {out, out_low};
 }
 
 }  // namespace
@@ -189,10 +237,21 @@ torch::Tensor BertLayerImpl::forward_with(const Weights& w, const torch::Tensor&
   torch::Tensor ctx = torch::bmm(probs, v).view({b, nh, t, hd}).transpose(1, 2).reshape({b, t, h});
   torch::Tensor a = torch::linear(ctx, w.attn_out_w, w.attn_out_b);
   a = fast_dropout(a, p_hidden, drop);
-  torch::Tensor h1 = torch::layer_norm(wide(a) + x, {h}, w.attn_ln_w, w.attn_ln_b, config_.layer_norm_eps);
-  torch::Tensor inner = bert_activation(wide(torch::linear(narrow(h1), w.inter_w, w.inter_b)), config_.hidden_act);
+  // Inference: residual add, LayerNorm and the cast for the next matmul in one pass.
+  const bool fused_norm = !torch::GradMode::is_enabled() && !drop && x.scalar_type() == torch::kFloat32;
+  torch::Tensor h1, h1_low;
+  if (fused_norm)
+    std::tie(h1, h1_low) = add_layer_norm(a, x, w.attn_ln_w, w.attn_ln_b, config_.layer_norm_eps, mm_dtype);
+  if (!h1.defined())
+    h1 = torch::layer_norm(wide(a) + x, {h}, w.attn_ln_w, w.attn_ln_b, config_.layer_norm_eps);
+  torch::Tensor inner = bert_activation(
+      wide(torch::linear(h1_low.defined() ? h1_low : narrow(h1), w.inter_w, w.inter_b)), config_.hidden_act);
   torch::Tensor o = torch::linear(narrow(inner), w.out_w, w.out_b);
   o = fast_dropout(o, p_hidden, drop);
+  if (fused_norm) {
+    torch::Tensor y = add_layer_norm(o, h1, w.out_ln_w, w.out_ln_b, config_.layer_norm_eps, torch::kFloat32).first;
+    if (y.defined()) return y;
+  }
   return torch::layer_norm(wide(o) + h1, {h}, w.out_ln_w, w.out_ln_b, config_.layer_norm_eps);
 }
 
