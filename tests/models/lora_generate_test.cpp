@@ -127,7 +127,10 @@ TEST(Lora, SaveLoadAndMergeEqualBasePlusAdapter) {
     auto merged = reloaded->forward(ids);
     double tol = dtype == torch::kFloat32 ? 1e-4 : 5e-2;
     EXPECT_GT((with_adapter - base_only).abs().max().item<double>(), 4 * tol);
-    EXPECT_TRUE(torch::allclose(merged, with_adapter, tol, tol)) << (merged - with_adapter).abs().max();
+    // bf16: merging rounds W + BA once to bf16 where the unmerged path rounds W and adds BA in
+    // fp32; through two layers that differs by up to ~0.05 in the logits (0.053 seen in CI).
+    const double merge_tol = dtype == torch::kFloat32 ? tol : 2 * tol;
+    EXPECT_TRUE(torch::allclose(merged, with_adapter, merge_tol, merge_tol)) << (merged - with_adapter).abs().max();
     // The merged model saves as a plain HF model.
     auto merged_dir = fresh_path("lora_merged");
     save_decoder(reloaded, merged_dir);
