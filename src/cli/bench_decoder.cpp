@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "ellm/models/decoder.h"
 #include "ellm/models/generate.h"
+#include "ellm/models/small_linear.h"
 #include "ellm/util/bench.h"
 #include "ellm/util/device.h"
 #include "ellm/util/error.h"
@@ -116,7 +117,7 @@ void add_generate_bench(CLI::App& bench) {
           emit_bench("decoder_generate",
                      {{"model", name}, {"dtype", dt}, {"batch", b}, {"prompt", prompt_len}, {"new", new_tokens},
                       {"cache", !no_cache}, {"fused", !unfused}, {"threads", at::get_num_threads()},
-                      {"device", dev.str()}},
+                      {"device", dev.str()}, {"small_linear", small_linear_isa()}},
                      "throughput", produced / t.median_s, "new tokens/s", {{"median_ms", t.median_s * 1e3}, {"runs", t.runs}});
         }
       }

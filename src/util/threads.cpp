@@ -8,7 +8,7 @@ namespace {
 // OpenMP's own calls, looked up in the process rather than linked: libtorch may carry its own
 // copy of the OpenMP runtime (the official CUDA builds do), and the setting must reach the
 // runtime ATen uses. at::set_num_threads is not an option here: it also resizes libtorch's
-// thread pools and costs milliseconds per call (measured: 6 ms per switch pair under load).
+// thread pools and costs milliseconds per call (a scratch harness on a loaded machine: ~6 ms per switch pair).
 struct OpenMP {
   void (*set_num_threads)(int) = nullptr;
   int (*get_max_threads)() = nullptr;

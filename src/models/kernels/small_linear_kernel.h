@@ -33,8 +33,8 @@ ELLM_SMALL_LINEAR_DECLARE(avx512bf16)
 // The most rows one call handles in registers; more rows are processed in blocks of this many.
 constexpr int64_t kSmallLinearRowBlock = 8;
 
-// The kernels for this CPU, and up to how many rows each beats the BLAS (measured, 2 threads,
-// the projections of the tiny and 0.5B decoders; docs/decoder.md): fp32 up to 8 rows (1.3–6×
+// The kernels for this CPU, and up to how many rows each beats the BLAS (measured with a scratch
+// harness, 2 threads, the projections of the tiny and 0.5B decoders; docs/decoder.md): fp32 up to 8 rows (1.3–6×
 // OpenBLAS); bf16 turns compute-bound against oneDNN's AVX512-BF16 gemm sooner: from 2 rows
 // when it converts to fp32, from 3 with vdpbf16ps.
 struct SmallLinearKernels {
