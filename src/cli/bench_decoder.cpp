@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "commands.h"
+#include "ellm/util/kernel_threads.h"
 #include "ellm/models/decoder.h"
 #include "ellm/models/generate.h"
 #include "ellm/models/small_linear.h"
@@ -70,7 +71,7 @@ void add_forward(CLI::App& bench) {
         emit_bench("decoder_forward",
                    {{"model", name}, {"dtype", dt}, {"batch", batch}, {"seq", seq}, {"fused", !unfused},
                     {"params", m->num_parameters()},
-                    {"threads", at::get_num_threads()}, {"device", dev.str()}},
+                    {"threads", at::get_num_threads()}, {"kernel_threads", kernel_threads()}, {"device", dev.str()}},
                    "throughput", tokens / t.median_s, "tokens/s", extra);
       }
     }
@@ -116,7 +117,7 @@ void add_generate_bench(CLI::App& bench) {
           }, 1, 2, seconds);
           emit_bench("decoder_generate",
                      {{"model", name}, {"dtype", dt}, {"batch", b}, {"prompt", prompt_len}, {"new", new_tokens},
-                      {"cache", !no_cache}, {"fused", !unfused}, {"threads", at::get_num_threads()},
+                      {"cache", !no_cache}, {"fused", !unfused}, {"threads", at::get_num_threads()}, {"kernel_threads", kernel_threads()},
                       {"device", dev.str()}, {"small_linear", small_linear_isa()}},
                      "throughput", produced / t.median_s, "new tokens/s", {{"median_ms", t.median_s * 1e3}, {"runs", t.runs}});
         }

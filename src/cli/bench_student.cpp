@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "commands.h"
+#include "ellm/util/kernel_threads.h"
 #include "ellm/distill/losses.h"
 #include "ellm/models/cross_encoder.h"
 #include "ellm/models/two_tower.h"
@@ -65,7 +66,7 @@ void add_bench_student(CLI::App& bench) {
         const c10::ScalarType dtype = parse_training_precision(d, "--dtype");
         torch::manual_seed(0);
         json base = {{"student", s}, {"layers", layers}, {"hidden", hidden}, {"heads", heads}, {"intermediate", inter},
-                     {"vocab", vocab}, {"threads", at::get_num_threads()}, {"dtype", d}};
+                     {"vocab", vocab}, {"threads", at::get_num_threads()}, {"kernel_threads", kernel_threads()}, {"dtype", d}};
         if (s == "cross-encoder") base["seq"] = seq; else base["query_len"] = qlen, base["item_len"] = ilen;
         std::shared_ptr<torch::nn::Module> module;
         CrossEncoder ce{nullptr};

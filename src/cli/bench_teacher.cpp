@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "commands.h"
+#include "ellm/util/kernel_threads.h"
 #include "ellm/teacher/decoder_teacher.h"
 #include "ellm/util/bench.h"
 #include "ellm/util/device.h"
@@ -122,7 +123,7 @@ void add_bench_teacher(CLI::App& bench) {
     o.device = resolve_device(device);
     DecoderTeacher teacher(o);
     auto pairs = bench_pairs(pairs_path, n);
-    json base = {{"model", model}, {"max_new_tokens", max_new}, {"dtype", dtype}, {"threads", at::get_num_threads()}};
+    json base = {{"model", model}, {"max_new_tokens", max_new}, {"dtype", dtype}, {"threads", at::get_num_threads()}, {"kernel_threads", kernel_threads()}};
     for (int64_t b : batches) {
       auto run_all = [&] {
         for (size_t s = 0; s < pairs.size(); s += static_cast<size_t>(b)) {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "ellm/util/kernel_threads.h"
 #include "ellm/models/decoder.h"
 #include "ellm/train/adamw.h"
 #include "ellm/train/distributed.h"
@@ -170,7 +171,7 @@ void add_train_bench(CLI::App& bench) {
                    {{"model", name}, {"dtype", dt}, {"batch", batch}, {"seq", seq}, {"world_size", world},
                     {"gradient_checkpointing", checkpointing}, {"loss", plain_loss ? "plain" : "chunked"},
                     {"fused", !unfused}, {"params", m->num_parameters()},
-                    {"threads", at::get_num_threads()}, {"device", dev.str()}},
+                    {"threads", at::get_num_threads()}, {"kernel_threads", kernel_threads()}, {"device", dev.str()}},
                    "throughput", global, "tokens/s", extra);
       }
     }

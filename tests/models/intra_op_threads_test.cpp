@@ -4,9 +4,9 @@
 
 #include <ATen/Parallel.h>
 
-#include <atomic>
 #include <thread>
 
+#include "ellm/util/kernel_threads.h"
 #include "ellm/util/threads.h"
 
 using ellm::IntraOpThreadsScope;
@@ -21,11 +21,19 @@ TEST(IntraOpThreads, ScopeIsSerialRestoresAndStaysOnItsThread) {
     std::thread t([&] { other = at::get_num_threads(); });
     t.join();
     EXPECT_EQ(other, 2) << "another thread must keep the process-wide count";
-    // Work split by ATen runs on one thread inside the scope.
-    std::atomic<int> chunks{0};
-    at::parallel_for(0, 1 << 20, 1, [&](int64_t, int64_t) { chunks++; });
-    EXPECT_EQ(chunks.load(), 1);
+    // Work split by ellm's kernels runs on one thread inside the scope.
+    EXPECT_EQ(ellm::kernel_threads(), 1);
   }
   EXPECT_EQ(at::get_num_threads(), 2);
+  EXPECT_EQ(ellm::kernel_threads(), 2);
+  at::set_num_threads(before);
+}
+
+TEST(IntraOpThreads, EllmKernelsRunOnEveryIntraOpThread) {
+  // Fails when ellm's sources are built without -fopenmp: at::parallel_for then compiles to
+  // a serial loop whatever at::get_num_threads() says.
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  EXPECT_EQ(ellm::kernel_threads(), 2);
   at::set_num_threads(before);
 }
