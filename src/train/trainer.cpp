@@ -220,7 +220,10 @@ TrainResult Trainer::fit(TrainTask& task, bool resume) {
     dist_.broadcast(t);
   }
   AdamW optimizer(params, {c.lr, c.beta1, c.beta2, c.eps, c.weight_decay});
-  const c10::ScalarType precision = parse_training_precision(c.precision, "train.precision");
+  const c10::ScalarType precision =
+      parse_training_precision(c.precision, "train.precision", params.front().second.device());
+  if (c.precision == "auto" && rank == 0)
+    spdlog::info("train.precision auto: {}", precision == c10::kBFloat16 ? "bf16" : "fp32");
 
   TrainResult result;
   int64_t step = 0, evals_without_improvement = 0;

@@ -2,14 +2,17 @@
 
 #include <ATen/autocast_mode.h>
 
+#include "ellm/util/device.h"
 #include "ellm/util/error.h"
 
 namespace ellm {
 
-c10::ScalarType parse_training_precision(const std::string& name, const std::string& what) {
+c10::ScalarType parse_training_precision(const std::string& name, const std::string& what,
+                                         const c10::Device& device) {
   if (name == "fp32") return c10::kFloat;
   if (name == "bf16") return c10::kBFloat16;
-  fail("{}: precision '{}' is not fp32 or bf16", what, name);
+  if (name == "auto") return bf16_supported(device) ? c10::kBFloat16 : c10::kFloat;
+  fail("{}: precision '{}' is not fp32, bf16 or auto", what, name);
 }
 
 AutocastScope::AutocastScope(c10::ScalarType precision) {

@@ -11,6 +11,7 @@
 #include "ellm/io/safetensors.h"
 #include "ellm/train/trainer.h"
 #include "ellm/util/autocast.h"
+#include "ellm/util/device.h"
 #include "ellm/util/error.h"
 
 #include <ATen/autocast_mode.h>
@@ -246,6 +247,24 @@ TEST(Trainer, Bf16PrecisionAutocastsTheForwardOnly) {
   EXPECT_NEAR(r16.final_loss, r32.final_loss, 0.1 * r32.final_loss + 0.05);
   EXPECT_LT((bf16.w_ - fp32.w_).abs().max().item<double>(), 0.05);
   EXPECT_THROW(parse_training_precision("fp16", "train.precision"), Error);
+}
+
+TEST(Trainer, AutoPrecisionIsBf16ExactlyWhereTheDeviceHasNativeBf16) {
+  const c10::Device cpu(c10::kCPU);
+  EXPECT_EQ(parse_training_precision("auto", "train.precision", cpu),
+            ellm::bf16_supported(cpu) ? c10::kBFloat16 : c10::kFloat);
+  EXPECT_EQ(parse_training_precision("auto", "train.precision", c10::Device(c10::kCUDA, 0)), c10::kBFloat16);
+  // An explicit choice is never overridden by the device.
+  EXPECT_EQ(parse_training_precision("fp32", "train.precision", c10::Device(c10::kCUDA, 0)), c10::kFloat);
+  EXPECT_EQ(parse_training_precision("bf16", "train.precision", cpu), c10::kBFloat16);
+  try {
+    parse_training_precision("half", "train.precision");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.precision: precision 'half' is not fp32, bf16 or auto"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(EpochPermutation, DeterministicAndComplete) {

@@ -12,14 +12,19 @@
 //
 // A scope for fp32 does nothing, so callers need no branch. Nested scopes
 // restore what they found.
+#include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
 #include <string>
 
 namespace ellm {
 
-// A training precision by name: "fp32" → kFloat, "bf16" → kBFloat16 (errors name `what`).
-c10::ScalarType parse_training_precision(const std::string& name, const std::string& what);
+// A training precision by name: "fp32" → kFloat, "bf16" → kBFloat16, "auto" → bf16 where
+// `device` computes bf16 natively (util/device.h's bf16_supported: CUDA, or a CPU with
+// AVX512-BF16 / AMX) and fp32 elsewhere, since emulated bf16 matmuls are slower than fp32.
+// Errors name `what`.
+c10::ScalarType parse_training_precision(const std::string& name, const std::string& what,
+                                         const c10::Device& device = c10::Device(c10::kCPU));
 
 class AutocastScope {
  public:
