@@ -3,6 +3,8 @@
 // multiple of the row tile, rows with a stride, bias or none, fp32 and bf16; and the cases
 // where it must step aside (gradients wanted, too many rows, mixed dtypes).
 #include <gtest/gtest.h>
+
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -114,6 +116,26 @@ TEST(SmallLinear, StepsAsideWhereItDoesNotApply) {
   EXPECT_FALSE(small_linear(torch::randn({2, 16}), wg, b).defined());  // autograd wants the BLAS path
   EXPECT_FALSE(small_linear(torch::Tensor(), w, b).defined());
   EXPECT_STRNE(small_linear_isa(), "");
+}
+
+// Enough columns that the weight (3,000 × 64) is split over both intra-op threads.
+TEST(SmallLinear, ColumnsSplitOverThreadsMatchTheReference) {
+  torch::InferenceMode guard;
+  torch::manual_seed(5);
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    for (int64_t M : {1, 8}) {
+      auto x = torch::randn({M, 64}).to(dtype), w = torch::randn({3000, 64}).to(dtype);
+      torch::Tensor y = small_linear(x, w, torch::Tensor());
+      ASSERT_TRUE(y.defined()) << c10::toString(dtype) << " M=" << M;
+      torch::Tensor ref = reference(x, w, torch::Tensor());
+      torch::Tensor bound = dtype == torch::kFloat32 ? torch::full_like(ref, 1e-5 * 64) : ref.abs() * (1.0 / 128) + 1e-3;
+      EXPECT_TRUE(((y.to(torch::kFloat64) - ref).abs() <= bound).all().item<bool>())
+          << c10::toString(dtype) << " M=" << M;
+    }
+  }
+  at::set_num_threads(before);
 }
 
 // The portable kernel (what a CPU without AVX-512 runs) against the one chosen here.

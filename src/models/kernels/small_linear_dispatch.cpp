@@ -9,7 +9,7 @@ const SmallLinearKernels& small_linear_kernels() {
 #if defined(ELLM_HAVE_AVX512BF16_KERNELS)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512bf16"))
-      return SmallLinearKernels{&avx512bf16::small_linear_f32, &avx512bf16::small_linear_bf16, "avx512bf16", 8, 2};
+      return SmallLinearKernels{&avx512bf16::small_linear_f32, &avx512bf16::small_linear_bf16, "avx512bf16", 8, 8};
 #endif
 #if defined(ELLM_HAVE_AVX512_KERNELS)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))

@@ -33,10 +33,11 @@ ELLM_SMALL_LINEAR_DECLARE(avx512bf16)
 // The most rows one call handles in registers; more rows are processed in blocks of this many.
 constexpr int64_t kSmallLinearRowBlock = 8;
 
-// The kernels for this CPU, and up to how many rows each beats the BLAS (measured with a scratch
-// harness, 2 threads, the projections of the tiny and 0.5B decoders; docs/decoder.md): fp32 up to 8 rows (1.3–6×
-// OpenBLAS); bf16 turns compute-bound against oneDNN's AVX512-BF16 gemm sooner: from 2 rows
-// when it converts to fp32, from 3 with vdpbf16ps.
+// The kernels for this CPU, and up to how many rows each beats the BLAS (docs/decoder.md):
+// fp32 up to 8 rows against OpenBLAS; bf16 with vdpbf16ps up to 8 rows against oneDNN's
+// AMX-less gemm (end to end, `ellm bench generate --dtype bf16 --batch 4,8`: 1.5–2.1×);
+// bf16 that converts to fp32 turns compute-bound from 2 rows (a scratch harness measured
+// before ellm's parallel_for ran on two threads, so a conservative limit).
 struct SmallLinearKernels {
   decltype(&generic::small_linear_f32) f32;
   decltype(&generic::small_linear_bf16) bf16;
