@@ -6,7 +6,6 @@
 #include <filesystem>
 
 #include "commands.h"
-#include "ellm/util/kernel_threads.h"
 #include "ellm/models/decoder.h"
 #include "ellm/models/generate.h"
 #include "ellm/models/small_linear.h"
@@ -14,6 +13,7 @@
 #include "ellm/util/device.h"
 #include "ellm/util/error.h"
 #include "ellm/util/build_paths.h"
+#include "ellm/util/kernel_threads.h"
 
 namespace ellm::cli {
 

@@ -11,7 +11,6 @@
 #include <torch/torch.h>
 
 #include "commands.h"
-#include "ellm/util/kernel_threads.h"
 #include "ellm/distill/losses.h"
 #include "ellm/models/cross_encoder.h"
 #include "ellm/models/two_tower.h"
@@ -21,6 +20,7 @@
 #include "ellm/util/blas.h"
 #include "ellm/util/device.h"
 #include "ellm/util/error.h"
+#include "ellm/util/kernel_threads.h"
 
 namespace ellm::cli {
 

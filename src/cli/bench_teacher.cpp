@@ -15,10 +15,10 @@
 #include <thread>
 
 #include "commands.h"
-#include "ellm/util/kernel_threads.h"
 #include "ellm/teacher/decoder_teacher.h"
 #include "ellm/util/bench.h"
 #include "ellm/util/device.h"
+#include "ellm/util/kernel_threads.h"
 #include "ellm/util/log.h"
 
 extern char** environ;

@@ -24,13 +24,13 @@
 #include <vector>
 
 #include "commands.h"
-#include "ellm/util/kernel_threads.h"
 #include "ellm/models/decoder.h"
 #include "ellm/train/adamw.h"
 #include "ellm/train/distributed.h"
 #include "ellm/util/bench.h"
 #include "ellm/util/device.h"
 #include "ellm/util/error.h"
+#include "ellm/util/kernel_threads.h"
 
 namespace ellm::cli {
 
