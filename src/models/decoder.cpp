@@ -7,6 +7,7 @@
 #include <limits>
 #include <mutex>
 
+#include "ellm/models/batched_matmul.h"
 #include "ellm/models/decoder_ops.h"
 #include "ellm/models/small_linear.h"
 #include "ellm/util/error.h"
@@ -220,14 +221,14 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope& rope, c
   const int64_t S = k.size(2);
   // Grouped-query attention without repeating K/V: query head h uses kv head h / G, so the
   // G query heads of one kv head are stacked along the time axis of one matmul.
-  torch::Tensor scores = torch::matmul(q.view({B, KV, G * T, D}), k.transpose(-1, -2)).view({B, KV, G, T, S});
+  torch::Tensor scores = batched_matmul(q.view({B, KV, G * T, D}), k.transpose(-1, -2)).view({B, KV, G, T, S});
   // Softmax in fp32 (fp64 for an fp64 model: gradient checks).
   const auto soft_dtype = x.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   if (scores.scalar_type() != soft_dtype) scores = scores.to(soft_dtype);
   if (bias.defined()) scores = scores + bias;
   torch::Tensor probs = torch::softmax(scores, -1);
   if (probs.scalar_type() != x.scalar_type()) probs = probs.to(x.scalar_type());
-  torch::Tensor out = torch::matmul(probs.view({B, KV, G * T, S}), v);  // [B,KV,G*T,D]
+  torch::Tensor out = batched_matmul(probs.view({B, KV, G * T, S}), v);  // [B,KV,G*T,D]
   out = out.view({B, H, T, D}).transpose(1, 2).reshape({B, T, H * D});
   return o_proj(out);
 }

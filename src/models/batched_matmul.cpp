@@ -1,0 +1,73 @@
+#include "ellm/models/batched_matmul.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
+
+namespace ellm {
+
+namespace {
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+bool item_parallel(const Tensor& a, const Tensor& b) {
+  return a.device().is_cpu() && b.device().is_cpu() && a.scalar_type() == b.scalar_type() &&
+         (a.scalar_type() == torch::kFloat || a.scalar_type() == torch::kDouble) && at::get_num_threads() > 1;
+}
+
+// a [n,M,K] · b [n,K,N] → [n,M,N], one product per item, the items split over the threads.
+// Inside a parallel region each product runs on its calling thread only (OpenBLAS's OpenMP
+// build checks omp_in_parallel). The workers take the caller's thread-local state (grad
+// mode, inference mode) so that writing into `c` is legal wherever the caller could.
+Tensor item_parallel_bmm(const Tensor& a3, const Tensor& b3) {
+  const int64_t n = a3.size(0), M = a3.size(1), N = b3.size(2);
+  Tensor c = torch::empty({n, M, N}, a3.options());
+  const at::ThreadLocalState caller;
+  at::parallel_for(0, n, 1, [&](int64_t i0, int64_t i1) {
+    at::ThreadLocalStateGuard guard(caller);
+    for (int64_t i = i0; i < i1; ++i) {
+      Tensor ci = c.select(0, i);
+      at::mm_out(ci, a3.select(0, i), b3.select(0, i));
+    }
+  });
+  return c;
+}
+
+Tensor raw_batched_matmul(const Tensor& a, const Tensor& b) {
+  const int64_t M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  auto lead = a.sizes().slice(0, a.dim() - 2).vec();
+  Tensor c = item_parallel_bmm(a.reshape({-1, M, K}), b.reshape({-1, K, N}));
+  lead.push_back(M);
+  lead.push_back(N);
+  return c.view(lead);
+}
+
+struct BatchedMatmulFn : public torch::autograd::Function<BatchedMatmulFn> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a, const Tensor& b) {
+    ctx->save_for_backward({a, b});
+    return raw_batched_matmul(a, b);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor &a = saved[0], &b = saved[1], &g = grads[0];
+    Tensor ga, gb;
+    if (ctx->needs_input_grad(0)) ga = batched_matmul(g, b.transpose(-1, -2));
+    if (ctx->needs_input_grad(1)) gb = batched_matmul(a.transpose(-1, -2), g);
+    return {ga, gb};
+  }
+};
+
+}  // namespace
+
+Tensor batched_matmul(const Tensor& a, const Tensor& b) {
+  TORCH_CHECK(a.dim() >= 3 && a.dim() == b.dim() && a.sizes().slice(0, a.dim() - 2) == b.sizes().slice(0, b.dim() - 2) &&
+                  a.size(-1) == b.size(-2),
+              "batched_matmul: [..., M, K] and [..., K, N] with equal leading dims expected, got ", a.sizes(), " and ",
+              b.sizes());
+  if (!item_parallel(a, b) || a.numel() / std::max<int64_t>(a.size(-1) * a.size(-2), 1) < 2) return torch::matmul(a, b);
+  if (a.requires_grad() || b.requires_grad()) return BatchedMatmulFn::apply(a, b);
+  return raw_batched_matmul(a, b);
+}
+
+}  // namespace ellm

@@ -1,0 +1,78 @@
+// batched_matmul: the item-parallel path against torch::matmul (values, and gradients in
+// fp64), on the layouts attention hands it; and where it must defer to torch::matmul.
+#include <gtest/gtest.h>
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include "ellm/models/batched_matmul.h"
+
+using ellm::batched_matmul;
+
+namespace batched_matmul_test {
+
+struct TwoThreads {  // the item-parallel path needs more than one intra-op thread
+  int before = at::get_num_threads();
+  TwoThreads() { at::set_num_threads(2); }
+  ~TwoThreads() { at::set_num_threads(before); }
+};
+
+double max_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+}  // namespace batched_matmul_test
+using batched_matmul_test::TwoThreads;
+
+TEST(BatchedMatmul, MatchesMatmulOnAttentionLayouts) {
+  TwoThreads threads;
+  torch::manual_seed(0);
+  // q [B,KV,G*T,D] · kᵀ (a transposed view of [B,KV,S,D]), then probs · v: 4-d, 3 items per
+  // thread pair, odd sizes; and a 3-d product whose left operand is a transposed view.
+  auto q = torch::randn({2, 3, 10, 8}), k = torch::randn({2, 3, 7, 8}), v = torch::randn({2, 3, 7, 5});
+  auto scores = batched_matmul(q, k.transpose(-1, -2));
+  ASSERT_EQ(scores.sizes(), (torch::IntArrayRef{2, 3, 10, 7}));
+  EXPECT_LT(batched_matmul_test::max_diff(scores, torch::matmul(q, k.transpose(-1, -2))), 1e-5);
+  auto p = torch::softmax(scores, -1);
+  EXPECT_LT(batched_matmul_test::max_diff(batched_matmul(p, v), torch::matmul(p, v)), 1e-5);
+  auto a = torch::randn({5, 9, 4}).transpose(1, 2);  // [5,4,9], column-major items
+  auto b = torch::randn({5, 9, 6});
+  EXPECT_LT(batched_matmul_test::max_diff(batched_matmul(a, b), torch::matmul(a, b)), 1e-5);
+  // Under InferenceMode the workers write into an inference tensor: allowed, same values.
+  c10::InferenceMode inference;
+  EXPECT_LT(batched_matmul_test::max_diff(batched_matmul(q, k.transpose(-1, -2)), scores.detach()), 1e-6);
+}
+
+TEST(BatchedMatmul, GradientsMatchMatmulInDouble) {
+  TwoThreads threads;
+  torch::manual_seed(1);
+  auto q = torch::randn({2, 2, 6, 4}, torch::kDouble).requires_grad_(), k = torch::randn({2, 2, 5, 4}, torch::kDouble).requires_grad_();
+  auto w = torch::randn({2, 2, 6, 5}, torch::kDouble);
+  auto ours = torch::autograd::grad({(batched_matmul(q, k.transpose(-1, -2)) * w).sum()}, {q, k});
+  auto ref = torch::autograd::grad({(torch::matmul(q, k.transpose(-1, -2)) * w).sum()}, {q, k});
+  EXPECT_LT(batched_matmul_test::max_diff(ours[0], ref[0]), 1e-12);
+  EXPECT_LT(batched_matmul_test::max_diff(ours[1], ref[1]), 1e-12);
+  // Finite differences on one entry of each input.
+  const double h = 1e-6;
+  for (int which = 0; which < 2; ++which) {
+    torch::NoGradGuard no_grad;
+    auto x = which == 0 ? q : k;
+    auto f = [&] { return (batched_matmul(q, k.transpose(-1, -2)) * w).sum().item<double>(); };
+    auto entry = x.view({-1}).narrow(0, 7, 1);
+    entry.add_(h);
+    double up = f();
+    entry.sub_(2 * h);
+    double down = f();
+    entry.add_(h);
+    EXPECT_NEAR((up - down) / (2 * h), ours[which].reshape({-1})[7].item<double>(), 1e-6) << which;
+  }
+}
+
+TEST(BatchedMatmul, DefersToMatmulWhereItemParallelDoesNotApply) {
+  TwoThreads threads;
+  torch::manual_seed(2);
+  // bf16 (oneDNN's kernel), a single item, and mismatched leading dims (an error, named).
+  auto a = torch::randn({4, 3, 8}).to(torch::kBFloat16), b = torch::randn({4, 8, 2}).to(torch::kBFloat16);
+  EXPECT_TRUE(torch::equal(batched_matmul(a, b), torch::matmul(a, b)));
+  auto a1 = torch::randn({1, 3, 8}), b1 = torch::randn({1, 8, 2});
+  EXPECT_TRUE(torch::equal(batched_matmul(a1, b1), torch::matmul(a1, b1)));
+  EXPECT_THROW(batched_matmul(torch::randn({2, 3, 8}), torch::randn({3, 8, 2})), c10::Error);
+}
