@@ -21,8 +21,13 @@ void add_pretrain(CLI::App& app);
 int main(int argc, char** argv) {
   // Process-wide settings that libraries read once at load time: set the missing ones and
   // start again (the user's own values win).
-  // - libgomp's default wait policy spins idle OpenMP threads, which steals the cores from
-  //   any other process on a small machine (two ranks, or ctest -j2: runs 10x slower).
+  // - How long an idle OpenMP thread spins before it sleeps. libgomp's default (~3 ms) steals
+  //   the cores from any other process on a small machine (ctest -j2 ran 10x slower); no
+  //   spinning at all (OMP_WAIT_POLICY=PASSIVE, used until 2026-12-03) pays a futex wake-up
+  //   for every parallel region, and a model step runs hundreds of them: tiny-model
+  //   generation ran 2-4x slower and decoder training 1.2-1.5x (docs/decoder.md, "Threads").
+  //   ~0.3 ms bridges the gaps inside a step and yields between steps. A user's
+  //   OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
   // - glibc hands every freed block over 128 KiB back to the kernel and maps it afresh on the
   //   next allocation, so each step of a model re-faults its activations page by page: the
   //   teacher stage spent over a third of its time in page faults. Keep freed memory instead.
@@ -33,7 +38,7 @@ int main(int argc, char** argv) {
       changed = true;
     }
   };
-  default_env("OMP_WAIT_POLICY", "PASSIVE");
+  if (!std::getenv("OMP_WAIT_POLICY")) default_env("GOMP_SPINCOUNT", "30000");
   default_env("MALLOC_MMAP_THRESHOLD_", "4294967296");
   default_env("MALLOC_TRIM_THRESHOLD_", "68719476736");
   default_env("MALLOC_TOP_PAD_", "536870912");
