@@ -11,7 +11,6 @@
 #include "ellm/models/dropout.h"
 #include "ellm/util/error.h"
 #include "ellm/util/strings.h"
-#include "ellm/util/threads.h"
 
 namespace ellm {
 
@@ -300,9 +299,6 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch
   const int64_t t = input_ids.size(1);
   ELLM_CHECK(t <= config_.max_position_embeddings, "BERT: sequence of {} tokens exceeds max_position_embeddings {}",
              t, config_.max_position_embeddings);
-  // A request-sized input runs on this thread alone (see util/threads.h).
-  std::optional<IntraOpThreadsScope> serial;
-  if (inference_path() && input_ids.size(0) * t <= kSerialInferenceTokens) serial.emplace(1);
   auto positions = torch::arange(t, input_ids.options().dtype(torch::kLong));
   torch::Tensor x = word_->forward(input_ids) + position_->forward(positions).unsqueeze(0);
   if (token_type_ids.defined())

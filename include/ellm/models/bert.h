@@ -102,10 +102,6 @@ TORCH_MODULE(BertLayer);
 
 class BertModelImpl : public torch::nn::Module {
  public:
-  // Inference inputs of at most this many tokens (batch × length) run on the calling thread
-  // only: a batch-1 request (64 tokens) is faster serial than split over two threads.
-  static constexpr int64_t kSerialInferenceTokens = 128;
-
   BertModelImpl(const BertConfig& config, bool add_pooling_layer);
 
   // input_ids [B,T] int64; token_type_ids [B,T] (undefined: all 0);
