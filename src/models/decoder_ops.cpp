@@ -10,6 +10,8 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/softmax_rows_kernel.h"
+
 namespace ellm::decoder_ops {
 namespace {
 
@@ -360,9 +362,68 @@ CrossEntropyPass linear_cross_entropy_pass(const Tensor& hidden, const Tensor& w
     out.grad_weight = N == 0 ? torch::zeros(weight.sizes(), weight.options().dtype(acc_dtype))
                              : torch::empty(weight.sizes(), weight.options().dtype(acc_dtype));
   Tensor wt = weight.t();
+  // fp32/bf16 on the CPU: the softmax-row kernels work on the logits in place.
+  const bool row_kernels = hidden.device().is_cpu() &&
+                           (hidden.scalar_type() == torch::kFloat || hidden.scalar_type() == torch::kBFloat16);
+  if (row_kernels && N > 0) {
+    Tensor valid_targets = targets.masked_select(valid_all);
+    TORCH_CHECK(valid_targets.numel() == 0 ||
+                    (valid_targets.min().item<int64_t>() >= 0 && valid_targets.max().item<int64_t>() < V),
+                "linear_cross_entropy: a target is outside the vocabulary [0, ", V, ")");
+  }
   for (int64_t s = 0; s < N; s += chunk) {
     const int64_t n = std::min(chunk, N - s);
     Tensor h = hidden.narrow(0, s, n);
+    if (row_kernels) {
+      Tensor logits = torch::mm(h, wt);  // [n,V] in the hidden dtype; becomes the gradient in place
+      Tensor t = targets.narrow(0, s, n).contiguous();
+      const bool grads = need_h || need_w;
+      std::vector<double> row_loss(n, 0.0);
+      const auto& k = kernels::softmax_row_kernels();
+      // base: float* or at::BFloat16* (the kernels take bf16 as its raw uint16 bits).
+      auto rows = [&](auto* base) {
+        using T = std::remove_pointer_t<decltype(base)>;
+        constexpr bool f32 = std::is_same_v<T, float>;
+        const int64_t* tp = t.data_ptr<int64_t>();
+        at::parallel_for(0, n, std::max<int64_t>(1, 16384 / std::max<int64_t>(V, 1)), [&](int64_t r0, int64_t r1) {
+          for (int64_t r = r0; r < r1; ++r) {
+            T* row = base + r * V;
+            if (tp[r] == ignore_index) {
+              if (grads) std::fill(row, row + V, T(0));
+              continue;
+            }
+            const auto* bits = reinterpret_cast<const uint16_t*>(row);
+            const float lse = f32 ? k.logsumexp_f32(reinterpret_cast<const float*>(row), V) : k.logsumexp_bf16(bits, V);
+            row_loss[r] = static_cast<double>(lse) - static_cast<float>(row[tp[r]]);
+            if (!grads) continue;
+            if (f32) k.softmax_f32(reinterpret_cast<float*>(row), V, lse);
+            else k.softmax_bf16(reinterpret_cast<uint16_t*>(row), V, lse);
+            row[tp[r]] = static_cast<T>(static_cast<float>(row[tp[r]]) - 1.0f);
+          }
+        });
+      };
+      if (logits.scalar_type() == torch::kFloat) rows(logits.data_ptr<float>());
+      else rows(logits.data_ptr<at::BFloat16>());
+      double chunk_loss = 0;
+      for (double l : row_loss) chunk_loss += l;
+      out.loss.add_(chunk_loss);
+      if (!grads) continue;
+      if (need_h) {
+        Tensor gh = out.grad_hidden.narrow(0, s, n);
+        torch::mm_out(gh, logits, weight);
+      }
+      if (need_w) {
+        if (out.grad_weight.scalar_type() == logits.scalar_type()) {
+          if (s == 0) torch::mm_out(out.grad_weight, logits.t(), h);
+          else out.grad_weight.addmm_(logits.t(), h);
+        } else if (s == 0) {
+          out.grad_weight.copy_(torch::mm(logits.t(), h));
+        } else {
+          out.grad_weight.add_(torch::mm(logits.t(), h));
+        }
+      }
+      continue;
+    }
     // log_softmax is one vectorised kernel (logsumexp and a broadcast subtraction cost
     // several times more here).
     Tensor logp = torch::log_softmax(torch::mm(h, wt).to(acc_dtype), -1);  // [n,V]
