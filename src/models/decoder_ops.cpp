@@ -342,6 +342,42 @@ struct CrossEntropyPass {
   Tensor loss, grad_hidden, grad_weight, count;
 };
 
+// The loss summed over the rows of logits [n,V] (fp32 or bf16, contiguous) against targets
+// [n] (ignore_index: no loss), by the softmax-row kernels; with `grads` each row becomes
+// d loss / d logits in place (softmax − one-hot, computed in fp32, rounded once; rows
+// without a target: 0). Targets are in [0, V) (the caller checked).
+double softmax_rows_loss(Tensor& logits, const Tensor& targets, int64_t ignore_index, bool grads) {
+  const int64_t n = logits.size(0), V = logits.size(1);
+  std::vector<double> row_loss(n, 0.0);
+  const auto& k = kernels::softmax_row_kernels();
+  const int64_t* tp = targets.data_ptr<int64_t>();
+  auto rows = [&](auto* base) {  // float* or at::BFloat16* (the kernels take bf16 as raw uint16 bits)
+    using T = std::remove_pointer_t<decltype(base)>;
+    constexpr bool f32 = std::is_same_v<T, float>;
+    at::parallel_for(0, n, grain_rows(V), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        T* row = base + r * V;
+        if (tp[r] == ignore_index) {
+          if (grads) std::fill(row, row + V, T(0));
+          continue;
+        }
+        const float lse = f32 ? k.logsumexp_f32(reinterpret_cast<const float*>(row), V)
+                              : k.logsumexp_bf16(reinterpret_cast<const uint16_t*>(row), V);
+        row_loss[r] = static_cast<double>(lse) - static_cast<float>(row[tp[r]]);
+        if (!grads) continue;
+        if (f32) k.softmax_f32(reinterpret_cast<float*>(row), V, lse);
+        else k.softmax_bf16(reinterpret_cast<uint16_t*>(row), V, lse);
+        row[tp[r]] = static_cast<T>(static_cast<float>(row[tp[r]]) - 1.0f);
+      }
+    });
+  };
+  if (logits.scalar_type() == torch::kFloat) rows(logits.data_ptr<float>());
+  else rows(logits.data_ptr<at::BFloat16>());
+  double loss = 0;
+  for (double l : row_loss) loss += l;
+  return loss;
+}
+
 // One pass over the rows in chunks: the loss, and the unscaled gradients when asked for.
 CrossEntropyPass linear_cross_entropy_pass(const Tensor& hidden, const Tensor& weight, const Tensor& targets,
                                            int64_t ignore_index, bool need_h, bool need_w) {
@@ -349,8 +385,9 @@ CrossEntropyPass linear_cross_entropy_pass(const Tensor& hidden, const Tensor& w
   const int64_t N = hidden.size(0), V = weight.size(0);
   const auto acc_dtype = hidden.scalar_type() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   // ~8M logits per chunk (32 MB in fp32): small next to the activations, and big enough for
-  // efficient matmuls: at 2M (262 rows of an 8,000-word vocabulary) the three bf16 matmuls
-  // of a 1,020-row batch took 42 ms against 34 ms in one chunk (2 threads, oneDNN).
+  // efficient matmuls: in 255-row chunks (2M logits of an 8,000-word vocabulary) the three
+  // bf16 head matmuls of a 1,020-row batch took 45 ms against 41 ms in one chunk (medians,
+  // 2 threads, an interleaved scratch microbenchmark in python3-torch, same ATen).
   const int64_t chunk = std::clamp<int64_t>((int64_t{8} << 20) / std::max<int64_t>(V, 1), 16, std::max<int64_t>(N, 16));
   CrossEntropyPass out;
   Tensor valid_all = targets != ignore_index;
@@ -374,74 +411,31 @@ CrossEntropyPass linear_cross_entropy_pass(const Tensor& hidden, const Tensor& w
   for (int64_t s = 0; s < N; s += chunk) {
     const int64_t n = std::min(chunk, N - s);
     Tensor h = hidden.narrow(0, s, n);
+    const bool grads = need_h || need_w;
+    Tensor pc;  // d loss / d logits = softmax − one-hot (rows without a target: 0), hidden's dtype
     if (row_kernels) {
-      Tensor logits = torch::mm(h, wt);  // [n,V] in the hidden dtype; becomes the gradient in place
-      Tensor t = targets.narrow(0, s, n).contiguous();
-      const bool grads = need_h || need_w;
-      std::vector<double> row_loss(n, 0.0);
-      const auto& k = kernels::softmax_row_kernels();
-      // base: float* or at::BFloat16* (the kernels take bf16 as its raw uint16 bits).
-      auto rows = [&](auto* base) {
-        using T = std::remove_pointer_t<decltype(base)>;
-        constexpr bool f32 = std::is_same_v<T, float>;
-        const int64_t* tp = t.data_ptr<int64_t>();
-        at::parallel_for(0, n, std::max<int64_t>(1, 16384 / std::max<int64_t>(V, 1)), [&](int64_t r0, int64_t r1) {
-          for (int64_t r = r0; r < r1; ++r) {
-            T* row = base + r * V;
-            if (tp[r] == ignore_index) {
-              if (grads) std::fill(row, row + V, T(0));
-              continue;
-            }
-            const auto* bits = reinterpret_cast<const uint16_t*>(row);
-            const float lse = f32 ? k.logsumexp_f32(reinterpret_cast<const float*>(row), V) : k.logsumexp_bf16(bits, V);
-            row_loss[r] = static_cast<double>(lse) - static_cast<float>(row[tp[r]]);
-            if (!grads) continue;
-            if (f32) k.softmax_f32(reinterpret_cast<float*>(row), V, lse);
-            else k.softmax_bf16(reinterpret_cast<uint16_t*>(row), V, lse);
-            row[tp[r]] = static_cast<T>(static_cast<float>(row[tp[r]]) - 1.0f);
-          }
-        });
-      };
-      if (logits.scalar_type() == torch::kFloat) rows(logits.data_ptr<float>());
-      else rows(logits.data_ptr<at::BFloat16>());
-      double chunk_loss = 0;
-      for (double l : row_loss) chunk_loss += l;
-      out.loss.add_(chunk_loss);
+      pc = torch::mm(h, wt);  // [n,V], turned into the gradient in place
+      out.loss.add_(softmax_rows_loss(pc, targets.narrow(0, s, n).contiguous(), ignore_index, grads));
+    } else {
+      // log_softmax is one vectorised kernel (logsumexp and a broadcast subtraction cost
+      // several times more here).
+      Tensor logp = torch::log_softmax(torch::mm(h, wt).to(acc_dtype), -1);  // [n,V]
+      Tensor t = targets.narrow(0, s, n).unsqueeze(1);
+      Tensor invalid;
+      if (any_ignored) {
+        invalid = valid_all.narrow(0, s, n).logical_not().unsqueeze(1);  // [n,1]
+        t = t.masked_fill(invalid, 0);
+      }
+      Tensor picked = logp.gather(1, t);
+      if (any_ignored) picked.masked_fill_(invalid, 0);
+      out.loss.sub_(picked.sum());
       if (!grads) continue;
-      if (need_h) {
-        Tensor gh = out.grad_hidden.narrow(0, s, n);
-        torch::mm_out(gh, logits, weight);
-      }
-      if (need_w) {
-        if (out.grad_weight.scalar_type() == logits.scalar_type()) {
-          if (s == 0) torch::mm_out(out.grad_weight, logits.t(), h);
-          else out.grad_weight.addmm_(logits.t(), h);
-        } else if (s == 0) {
-          out.grad_weight.copy_(torch::mm(logits.t(), h));
-        } else {
-          out.grad_weight.add_(torch::mm(logits.t(), h));
-        }
-      }
-      continue;
+      Tensor p = logp.exp_();
+      p.scatter_add_(1, t, torch::full({n, 1}, -1.0, p.options()));
+      if (any_ignored) p.masked_fill_(invalid, 0);
+      pc = p.to(hidden.scalar_type());
     }
-    // log_softmax is one vectorised kernel (logsumexp and a broadcast subtraction cost
-    // several times more here).
-    Tensor logp = torch::log_softmax(torch::mm(h, wt).to(acc_dtype), -1);  // [n,V]
-    Tensor t = targets.narrow(0, s, n).unsqueeze(1);
-    Tensor invalid;
-    if (any_ignored) {
-      invalid = valid_all.narrow(0, s, n).logical_not().unsqueeze(1);  // [n,1]
-      t = t.masked_fill(invalid, 0);
-    }
-    Tensor picked = logp.gather(1, t);
-    if (any_ignored) picked.masked_fill_(invalid, 0);
-    out.loss.sub_(picked.sum());
-    if (!need_h && !need_w) continue;
-    // d loss / d logits = softmax - one-hot (rows without a target: 0), in place.
-    Tensor p = logp.exp_();
-    p.scatter_add_(1, t, torch::full({n, 1}, -1.0, p.options()));
-    if (any_ignored) p.masked_fill_(invalid, 0);
-    Tensor pc = p.to(hidden.scalar_type());
+    if (!grads) continue;
     if (need_h) {
       Tensor gh = out.grad_hidden.narrow(0, s, n);
       torch::mm_out(gh, pc, weight);
