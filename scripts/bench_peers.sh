@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ellm against the PEERS.md workloads in PyTorch eager, side by side on this machine:
 #   scripts/bench_peers.sh [OUT_DIR]       (default runs/bench/peers; ROUNDS=3, SECONDS_PER_CASE=3)
+#   CASES='student --dtype fp32;gemm' scripts/bench_peers.sh OUT_DIR   (only these cases, ';'-separated)
 # ../shared/PEERS.md was measured on another CPU (Sapphire Rapids with AMX), so its figures are
 # not this machine's. scripts/peers/eager_reference.py runs the same workloads as transformers
 # computes them, with Debian's python3-torch (the PyTorch 1.13.1 that ellm links, installed
@@ -24,7 +25,7 @@ mkdir -p "$OUT"
 rm -f "$OUT"/round-*.jsonl
 
 # One case: the `ellm bench` subcommand and its arguments; the reference takes the same ones.
-CASES=(
+ALL_CASES=(
   "gemm"
   "forward --model qwen2-tiny,qwen2-0.5b --dtype fp32,bf16"
   "generate --model qwen2-tiny --dtype fp32,bf16 --batch 1,8"
@@ -32,6 +33,7 @@ CASES=(
   "train-decoder --model qwen2-tiny --dtype fp32,bf16"
   "student --dtype fp32,bf16"
 )
+if [ -n "${CASES:-}" ]; then IFS=';' read -ra CASES <<< "$CASES"; else CASES=("${ALL_CASES[@]}"); fi
 ellm_case() { "$ELLM" --log-level warn bench "$@" --seconds "$SECONDS_PER_CASE" >> "$OUT/round-$r.ellm.jsonl"; }
 reference_case() { "$PY" scripts/peers/eager_reference.py "$@" --seconds "$SECONDS_PER_CASE" >> "$OUT/round-$r.reference.jsonl"; }
 for r in $(seq 1 "$ROUNDS"); do

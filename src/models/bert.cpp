@@ -187,10 +187,23 @@ const BertLayerImpl::Weights& BertLayerImpl::inference_weights(c10::ScalarType d
     torch::NoGradGuard no_grad;
     Weights live = live_weights();
     auto ready = [&](const torch::Tensor& t) { return t.detach().to(dtype).contiguous(); };
-    for (auto [dst, src] : {std::pair{&w.qkv_w, &live.qkv_w}, {&w.qkv_b, &live.qkv_b}, {&w.attn_out_w, &live.attn_out_w},
-                            {&w.attn_out_b, &live.attn_out_b}, {&w.inter_w, &live.inter_w}, {&w.inter_b, &live.inter_b},
-                            {&w.out_w, &live.out_w}, {&w.out_b, &live.out_b}})
-      *dst = ready(*src);
+    const bool pack = live.qkv_w.device().is_cpu();  // packed_linear's kernels are CPU ones
+    struct Linear {
+      PackedLinear* packed;
+      torch::Tensor *weight, *bias;
+      const torch::Tensor &from_weight, &from_bias;
+    };
+    for (const Linear& l : {Linear{&w.qkv, &w.qkv_w, &w.qkv_b, live.qkv_w, live.qkv_b},
+                            Linear{&w.attn_out, &w.attn_out_w, &w.attn_out_b, live.attn_out_w, live.attn_out_b},
+                            Linear{&w.inter, &w.inter_w, &w.inter_b, live.inter_w, live.inter_b},
+                            Linear{&w.out, &w.out_w, &w.out_b, live.out_w, live.out_b}}) {
+      if (pack) {
+        *l.packed = pack_linear(ready(l.from_weight), ready(l.from_bias));
+      } else {
+        *l.weight = ready(l.from_weight);
+        *l.bias = ready(l.from_bias);
+      }
+    }
     // LayerNorm runs on the fp32 residual stream (see forward_with).
     for (auto [dst, src] : {std::pair{&w.attn_ln_w, &live.attn_ln_w}, {&w.attn_ln_b, &live.attn_ln_b},
                             {&w.out_ln_w, &live.out_ln_w}, {&w.out_ln_b, &live.out_ln_b}})
@@ -218,10 +231,19 @@ torch::Tensor BertLayerImpl::forward_with(const Weights& w, const torch::Tensor&
   // path ~20× slower than a cast plus a same-dtype add, hence `wide` before every residual add.
   auto narrow = [&](const torch::Tensor& y) { return y.scalar_type() == mm_dtype ? y : y.to(mm_dtype); };
   auto wide = [&](const torch::Tensor& y) { return y.scalar_type() == x.scalar_type() ? y : y.to(x.scalar_type()); };
+  // The CPU inference cache holds packed layers (always applicable there: x in mm_dtype, no grad).
+  auto linear = [](const torch::Tensor& y, const PackedLinear& packed, const torch::Tensor& weight,
+                   const torch::Tensor& bias) {
+    if (!packed.defined()) return torch::linear(y, weight, bias);
+    torch::Tensor out = packed_linear(y, packed);
+    ELLM_CHECK(out.defined(), "BERT: packed linear layer does not apply to a {} input of shape {}",
+               c10::toString(y.scalar_type()), fmt::format("{}", fmt::join(y.sizes(), "x")));
+    return out;
+  };
   const double p_attn = config_.attention_probs_dropout_prob, p_hidden = config_.hidden_dropout_prob;
   // [B,T,3H] → three [B·nh,T,hd] (query already scaled by 1/sqrt(hd)). unbind, not three selects:
   // its backward is one stack, where each select's allocates and fills a zero [B,T,3H] (10× slower).
-  std::vector<torch::Tensor> qkv = torch::linear(narrow(x), w.qkv_w, w.qkv_b).view({b, t, 3, nh, hd}).unbind(2);
+  std::vector<torch::Tensor> qkv = linear(narrow(x), w.qkv, w.qkv_w, w.qkv_b).view({b, t, 3, nh, hd}).unbind(2);
   auto heads = [&](const torch::Tensor& y) { return y.transpose(1, 2).reshape({b * nh, t, hd}); };
   torch::Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
   torch::Tensor scores;
@@ -233,7 +255,7 @@ torch::Tensor BertLayerImpl::forward_with(const Weights& w, const torch::Tensor&
   torch::Tensor probs = torch::softmax(scores, -1);
   probs = fast_dropout(probs, p_attn, drop);
   torch::Tensor ctx = torch::bmm(probs, v).view({b, nh, t, hd}).transpose(1, 2).reshape({b, t, h});
-  torch::Tensor a = torch::linear(ctx, w.attn_out_w, w.attn_out_b);
+  torch::Tensor a = linear(ctx, w.attn_out, w.attn_out_w, w.attn_out_b);
   a = fast_dropout(a, p_hidden, drop);
   // Inference: residual add, LayerNorm and the cast for the next matmul in one pass.
   const bool fused_norm = !torch::GradMode::is_enabled() && !drop && x.scalar_type() == torch::kFloat32;
@@ -243,8 +265,8 @@ torch::Tensor BertLayerImpl::forward_with(const Weights& w, const torch::Tensor&
   if (!h1.defined())
     h1 = torch::layer_norm(wide(a) + x, {h}, w.attn_ln_w, w.attn_ln_b, config_.layer_norm_eps);
   torch::Tensor inner = bert_activation(
-      wide(torch::linear(h1_low.defined() ? h1_low : narrow(h1), w.inter_w, w.inter_b)), config_.hidden_act);
-  torch::Tensor o = torch::linear(narrow(inner), w.out_w, w.out_b);
+      wide(linear(h1_low.defined() ? h1_low : narrow(h1), w.inter, w.inter_w, w.inter_b)), config_.hidden_act);
+  torch::Tensor o = linear(narrow(inner), w.out, w.out_w, w.out_b);
   o = fast_dropout(o, p_hidden, drop);
   if (fused_norm) {
     torch::Tensor y = add_layer_norm(o, h1, w.out_ln_w, w.out_ln_b, config_.layer_norm_eps, torch::kFloat32).first;

@@ -39,7 +39,9 @@ void check(const kernels::SoftmaxRowKernels& k) {
         const double tol = bf16 ? 4e-3 : 1e-5;
         auto err = ((xs.to(torch::kDouble) - soft).abs() / soft.clamp_min(1e-30)).masked_select(soft > 1e-20);
         EXPECT_LT(err.max().item<double>(), tol) << k.isa << " n=" << n << " bf16=" << bf16;
-        if (n > 1) EXPECT_EQ(xs.to(torch::kDouble)[0].item<double>(), 0.0) << "exp(-200 - lse) must underflow to 0";
+        if (n > 1) {
+          EXPECT_EQ(xs.to(torch::kDouble)[0].item<double>(), 0.0) << "exp(-200 - lse) must underflow to 0";
+        }
       }
     }
   }

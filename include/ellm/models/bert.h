@@ -36,6 +36,8 @@
 // this file's; the same fp32 LayerNorm/GELU placement applies under it.
 #include <torch/torch.h>
 
+#include "ellm/models/packed_linear.h"
+
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -78,10 +80,13 @@ class BertLayerImpl : public torch::nn::Module {
                         c10::ScalarType inference_dtype = c10::ScalarType::Float);
   void train(bool on = true) override;
 
-  // The weights one forward computes with (qkv: [3H,H] / [3H], query rows pre-scaled).
+  // The weights one forward computes with (qkv: [3H,H] / [3H], query rows pre-scaled). The
+  // CPU inference cache holds the four linear layers packed instead (models/packed_linear.h),
+  // their *_w / *_b then undefined.
   struct Weights {
     torch::Tensor qkv_w, qkv_b, attn_out_w, attn_out_b, attn_ln_w, attn_ln_b;
     torch::Tensor inter_w, inter_b, out_w, out_b, out_ln_w, out_ln_b;
+    PackedLinear qkv, attn_out, inter, out;
   };
 
  private:
