@@ -7,6 +7,7 @@
 #include <cmath>
 #include <set>
 
+#include "ellm/models/batched_matmul.h"
 #include "ellm/models/dropout.h"
 #include "ellm/util/error.h"
 #include "ellm/util/strings.h"
@@ -246,15 +247,15 @@ torch::Tensor BertLayerImpl::forward_with(const Weights& w, const torch::Tensor&
   std::vector<torch::Tensor> qkv = linear(narrow(x), w.qkv, w.qkv_w, w.qkv_b).view({b, t, 3, nh, hd}).unbind(2);
   auto heads = [&](const torch::Tensor& y) { return y.transpose(1, 2).reshape({b * nh, t, hd}); };
   torch::Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
-  torch::Tensor scores;
-  if (mask_bias.defined())  // [B,1,1,T] → [B·nh,1,T], added by the matmul itself
-    scores = torch::baddbmm(mask_bias.expand({b, nh, 1, t}).reshape({b * nh, 1, t}).to(q.scalar_type()), q,
-                            k.transpose(1, 2));
-  else
-    scores = torch::bmm(q, k.transpose(1, 2));
+  // fp32: batched_matmul splits the heads over the threads, one single-threaded product each
+  // (ATen's bmm runs a 2-thread BLAS per small [T,hd]·[hd,T] item, beside ATen's own threads);
+  // other dtypes take torch::matmul there. The mask bias [B,1,1,T] → [B·nh,1,T].
+  torch::Tensor scores = batched_matmul(q, k.transpose(1, 2));
+  if (mask_bias.defined())
+    scores = scores + mask_bias.expand({b, nh, 1, t}).reshape({b * nh, 1, t}).to(scores.scalar_type());
   torch::Tensor probs = torch::softmax(scores, -1);
   probs = fast_dropout(probs, p_attn, drop);
-  torch::Tensor ctx = torch::bmm(probs, v).view({b, nh, t, hd}).transpose(1, 2).reshape({b, t, h});
+  torch::Tensor ctx = batched_matmul(probs, v).view({b, nh, t, hd}).transpose(1, 2).reshape({b, t, h});
   torch::Tensor a = linear(ctx, w.attn_out, w.attn_out_w, w.attn_out_b);
   a = fast_dropout(a, p_hidden, drop);
   // Inference: residual add, LayerNorm and the cast for the next matmul in one pass.
