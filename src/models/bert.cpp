@@ -9,6 +9,7 @@
 
 #include "ellm/models/batched_matmul.h"
 #include "ellm/models/dropout.h"
+#include "ellm/models/encoder_attention.h"
 #include "ellm/util/error.h"
 #include "ellm/util/strings.h"
 
@@ -242,20 +243,25 @@ torch::Tensor BertLayerImpl::forward_with(const Weights& w, const torch::Tensor&
     return out;
   };
   const double p_attn = config_.attention_probs_dropout_prob, p_hidden = config_.hidden_dropout_prob;
-  // [B,T,3H] → three [B·nh,T,hd] (query already scaled by 1/sqrt(hd)). unbind, not three selects:
-  // its backward is one stack, where each select's allocates and fills a zero [B,T,3H] (10× slower).
-  std::vector<torch::Tensor> qkv = linear(narrow(x), w.qkv, w.qkv_w, w.qkv_b).view({b, t, 3, nh, hd}).unbind(2);
-  auto heads = [&](const torch::Tensor& y) { return y.transpose(1, 2).reshape({b * nh, t, hd}); };
-  torch::Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
-  // fp32: batched_matmul splits the heads over the threads, one single-threaded product each
-  // (ATen's bmm runs a 2-thread BLAS per small [T,hd]·[hd,T] item, beside ATen's own threads);
-  // other dtypes take torch::matmul there. The mask bias [B,1,1,T] → [B·nh,1,T].
-  torch::Tensor scores = batched_matmul(q, k.transpose(1, 2));
-  if (mask_bias.defined())
-    scores = scores + mask_bias.expand({b, nh, 1, t}).reshape({b * nh, 1, t}).to(scores.scalar_type());
-  torch::Tensor probs = torch::softmax(scores, -1);
-  probs = fast_dropout(probs, p_attn, drop);
-  torch::Tensor ctx = batched_matmul(probs, v).view({b, nh, t, hd}).transpose(1, 2).reshape({b, t, h});
+  torch::Tensor qkv_out = linear(narrow(x), w.qkv, w.qkv_w, w.qkv_b);  // [B,T,3H], query already scaled
+  // Inference on the CPU: each (sequence, head) one fused kernel call (models/encoder_attention.h).
+  torch::Tensor ctx = drop ? torch::Tensor() : encoder_attention(qkv_out, mask_bias, nh);
+  if (!ctx.defined()) {
+    // [B,T,3H] → three [B·nh,T,hd]. unbind, not three selects: its backward is one stack, where
+    // each select's allocates and fills a zero [B,T,3H] (10× slower).
+    std::vector<torch::Tensor> qkv = qkv_out.view({b, t, 3, nh, hd}).unbind(2);
+    auto heads = [&](const torch::Tensor& y) { return y.transpose(1, 2).reshape({b * nh, t, hd}); };
+    torch::Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
+    // fp32: batched_matmul splits the heads over the threads, one single-threaded product each
+    // (ATen's bmm runs a 2-thread BLAS per small [T,hd]·[hd,T] item, beside ATen's own threads);
+    // other dtypes take torch::matmul there. The mask bias [B,1,1,T] → [B·nh,1,T].
+    torch::Tensor scores = batched_matmul(q, k.transpose(1, 2));
+    if (mask_bias.defined())
+      scores = scores + mask_bias.expand({b, nh, 1, t}).reshape({b * nh, 1, t}).to(scores.scalar_type());
+    torch::Tensor probs = torch::softmax(scores, -1);
+    probs = fast_dropout(probs, p_attn, drop);
+    ctx = batched_matmul(probs, v).view({b, nh, t, hd}).transpose(1, 2).reshape({b, t, h});
+  }
   torch::Tensor a = linear(ctx, w.attn_out, w.attn_out_w, w.attn_out_b);
   a = fast_dropout(a, p_hidden, drop);
   // Inference: residual add, LayerNorm and the cast for the next matmul in one pass.

@@ -1,0 +1,3 @@
+// The attention kernels for any CPU (the compiler's baseline instruction set).
+#define ELLM_KERNEL_ISA generic
+#include "attention_kernel.inc"
