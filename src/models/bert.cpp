@@ -52,7 +52,7 @@ std::pair<torch::Tensor, torch::Tensor> add_layer_norm(const torch::Tensor& a, c
   const bool a_bf16 = a.scalar_type() == torch::kBFloat16;
   const float* af = a_bf16 ? nullptr : a.data_ptr<float>();
   const c10::BFloat16* ab = a_bf16 ? a.data_ptr<c10::BFloat16>() : nullptr;
-  at::parallel_for(0, R, std::max<int64_t>(1, 16384 / std::max<int64_t>(H, 1)), [&](int64_t r0, int64_t r1) {
+  at::parallel_for(0, R, std::max<int64_t>(1, 2048 / std::max<int64_t>(H, 1)), [&](int64_t r0, int64_t r1) {
     for (int64_t row = r0; row < r1; ++row) {
       const int64_t o = row * H;
       float* v = y + o;  // a + residual, normalised in place
