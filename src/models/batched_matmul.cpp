@@ -3,6 +3,8 @@
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
 
+#include "kernels/small_gemm_kernel.h"
+
 namespace ellm {
 
 namespace {
@@ -16,13 +18,26 @@ bool item_parallel(const Tensor& a, const Tensor& b) {
          (a.scalar_type() == torch::kFloat || a.scalar_type() == torch::kDouble) && at::get_num_threads() > 1;
 }
 
-// a [n,M,K] · b [n,K,N] → [n,M,N], one product per item, the items split over the threads.
-// Inside a parallel region each product runs on its calling thread only (OpenBLAS's OpenMP
-// build checks omp_in_parallel). The workers take the caller's thread-local state (grad
-// mode, inference mode) so that writing into `c` is legal wherever the caller could.
+// a [n,M,K] · b [n,K,N] → [n,M,N], the items split over the threads. fp32: each item one
+// call of the small-GEMM kernel on raw pointers (src/models/kernels/small_gemm_*): a Tensor
+// select per operand and item cost more than a 64×64×64 product. fp64 (gradient checks): one
+// BLAS call per item, which inside a parallel region runs on its calling thread only
+// (OpenBLAS's OpenMP build checks omp_in_parallel); the workers take the caller's thread-local
+// state (grad mode, inference mode) so that writing into `c` is legal wherever the caller could.
 Tensor item_parallel_bmm(const Tensor& a3, const Tensor& b3) {
-  const int64_t n = a3.size(0), M = a3.size(1), N = b3.size(2);
+  const int64_t n = a3.size(0), M = a3.size(1), K = a3.size(2), N = b3.size(2);
   Tensor c = torch::empty({n, M, N}, a3.options());
+  if (a3.scalar_type() == torch::kFloat) {
+    const float *pa = a3.data_ptr<float>(), *pb = b3.data_ptr<float>();
+    float* pc = c.data_ptr<float>();
+    const auto gemm = kernels::small_gemm_kernels().f32;
+    at::parallel_for(0, n, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i)
+        gemm(pa + i * a3.stride(0), a3.stride(1), a3.stride(2), pb + i * b3.stride(0), b3.stride(1), b3.stride(2),
+             pc + i * M * N, N, M, N, K);
+    });
+    return c;
+  }
   const at::ThreadLocalState caller;
   at::parallel_for(0, n, 1, [&](int64_t i0, int64_t i1) {
     at::ThreadLocalStateGuard guard(caller);

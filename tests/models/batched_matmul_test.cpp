@@ -76,3 +76,30 @@ TEST(BatchedMatmul, DefersToMatmulWhereItemParallelDoesNotApply) {
   EXPECT_TRUE(torch::equal(batched_matmul(a1, b1), torch::matmul(a1, b1)));
   EXPECT_THROW(batched_matmul(torch::randn({2, 3, 8}), torch::randn({3, 8, 2})), c10::Error);
 }
+
+// fp32 items run on the small-GEMM kernel: every operand layout it reads in place or copies
+// (a row- or column-major, b row-major with whole 32-column panels or not, b a transposed
+// view), sizes around its 8-row tiles and 32-column panels, against float64.
+TEST(BatchedMatmul, Fp32KernelMatchesFloat64AcrossLayouts) {
+  TwoThreads two;
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(21);
+  for (int64_t M : {1, 9, 64}) {
+    for (int64_t N : {1, 31, 64, 70}) {
+      for (int64_t K : {1, 16, 65}) {
+        for (bool a_t : {false, true}) {
+          for (bool b_t : {false, true}) {
+            torch::Tensor a = a_t ? torch::randn({3, K, M}).transpose(1, 2) : torch::randn({3, M, K});
+            torch::Tensor b = b_t ? torch::randn({3, N, K}).transpose(1, 2) : torch::randn({3, K, N});
+            torch::Tensor ref = torch::matmul(a.to(torch::kDouble), b.to(torch::kDouble));
+            torch::Tensor bound = torch::matmul(a.to(torch::kDouble).abs(), b.to(torch::kDouble).abs()) * 1e-6 + 1e-6;
+            torch::Tensor err = (batched_matmul(a, b).to(torch::kDouble) - ref).abs();
+            EXPECT_TRUE((err <= bound).all().item<bool>())
+                << "M=" << M << " N=" << N << " K=" << K << " a_t=" << a_t << " b_t=" << b_t << " max error "
+                << err.max().item<double>();
+          }
+        }
+      }
+    }
+  }
+}
