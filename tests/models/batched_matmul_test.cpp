@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "ellm/models/batched_matmul.h"
+#include "../../src/models/kernels/small_gemm_kernel.h"
 
 using ellm::batched_matmul;
 
@@ -102,4 +103,18 @@ TEST(BatchedMatmul, Fp32KernelMatchesFloat64AcrossLayouts) {
       }
     }
   }
+}
+
+// The portable small-GEMM kernel (what a CPU without AVX-512 runs) against float64, on a
+// copied a (column-major), a copied b (transposed view) and a part panel (N = 45).
+TEST(BatchedMatmul, PortableSmallGemmKernelMatchesFloat64) {
+  torch::manual_seed(22);
+  const int64_t M = 19, K = 33, N = 45;
+  torch::Tensor a = torch::randn({K, M}).t(), b = torch::randn({N, K}).t();
+  torch::Tensor c = torch::empty({M, N});
+  ellm::kernels::generic::small_gemm_f32(a.data_ptr<float>(), a.stride(0), a.stride(1), b.data_ptr<float>(),
+                                         b.stride(0), b.stride(1), c.data_ptr<float>(), N, M, N, K);
+  torch::Tensor ref = torch::matmul(a.to(torch::kDouble), b.to(torch::kDouble));
+  EXPECT_LT(batched_matmul_test::max_diff(c.to(torch::kDouble), ref), 1e-4);
+  EXPECT_STRNE(ellm::kernels::small_gemm_kernels().isa, "");
 }
