@@ -7,8 +7,9 @@
 //
 // q, k, v [T, D]: rows ld apart (views into a fused [T, 3H] projection), q already scaled by
 // 1/√D. bias [T] fp32 is added to every row's scores (the padding mask), null for none.
-// out [T, D], rows ldo apart. Computed in fp32 (bf16 inputs are read exactly, out is rounded
-// once to nearest even); the softmax is softmax_rows_kernel.h's.
+// out [T, D], rows ldo apart. fp32 throughout for fp32; bf16 as ATen's bf16 attention runs
+// it: products of bf16 pairs accumulated in fp32, the softmax in fp32 (softmax_rows' exp),
+// the probabilities rounded to bf16 before p · v, out rounded once to nearest even.
 #include <cstdint>
 
 namespace ellm::kernels {
@@ -25,12 +26,15 @@ ELLM_ATTENTION_DECLARE(generic)
 #if defined(ELLM_HAVE_AVX512_KERNELS)
 ELLM_ATTENTION_DECLARE(avx512)
 #endif
+#if defined(ELLM_HAVE_AVX512BF16_KERNELS)
+ELLM_ATTENTION_DECLARE(avx512bf16)
+#endif
 #undef ELLM_ATTENTION_DECLARE
 
 struct AttentionKernels {
   decltype(&generic::attention_head_f32) f32;
   decltype(&generic::attention_head_bf16) bf16;
-  const char* isa;  // "avx512" or "generic"
+  const char* isa;  // "avx512bf16", "avx512" or "generic"
 };
 
 // Chosen once from what the CPU reports.
