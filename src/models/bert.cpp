@@ -249,18 +249,16 @@ torch::Tensor BertLayerImpl::forward_with(const Weights& w, const torch::Tensor&
   if (!ctx.defined()) {
     // [B,T,3H] → three [B·nh,T,hd]. unbind, not three selects: its backward is one stack, where
     // each select's allocates and fills a zero [B,T,3H] (10× slower).
+    // Heads as [B,nh,T,hd] views of the projection, no copies: fp32 batched_matmul reads any
+    // strides and splits the B·nh products over the threads (ATen's bmm runs a 2-thread BLAS per
+    // small [T,hd]·[hd,T] item, beside ATen's own threads); other dtypes take torch::matmul there.
     std::vector<torch::Tensor> qkv = qkv_out.view({b, t, 3, nh, hd}).unbind(2);
-    auto heads = [&](const torch::Tensor& y) { return y.transpose(1, 2).reshape({b * nh, t, hd}); };
-    torch::Tensor q = heads(qkv[0]), k = heads(qkv[1]), v = heads(qkv[2]);
-    // fp32: batched_matmul splits the heads over the threads, one single-threaded product each
-    // (ATen's bmm runs a 2-thread BLAS per small [T,hd]·[hd,T] item, beside ATen's own threads);
-    // other dtypes take torch::matmul there. The mask bias [B,1,1,T] → [B·nh,1,T].
-    torch::Tensor scores = batched_matmul(q, k.transpose(1, 2));
-    if (mask_bias.defined())
-      scores = scores + mask_bias.expand({b, nh, 1, t}).reshape({b * nh, 1, t}).to(scores.scalar_type());
+    torch::Tensor q = qkv[0].transpose(1, 2), k = qkv[1].transpose(1, 2), v = qkv[2].transpose(1, 2);
+    torch::Tensor scores = batched_matmul(q, k.transpose(-1, -2));  // [B,nh,T,T]
+    if (mask_bias.defined()) scores = scores + mask_bias.to(scores.scalar_type());  // [B,1,1,T]
     torch::Tensor probs = torch::softmax(scores, -1);
     probs = fast_dropout(probs, p_attn, drop);
-    ctx = batched_matmul(probs, v).view({b, nh, t, hd}).transpose(1, 2).reshape({b, t, h});
+    ctx = batched_matmul(probs, v).transpose(1, 2).reshape({b, t, h});
   }
   torch::Tensor a = linear(ctx, w.attn_out, w.attn_out_w, w.attn_out_b);
   a = fast_dropout(a, p_hidden, drop);

@@ -118,3 +118,25 @@ TEST(BatchedMatmul, PortableSmallGemmKernelMatchesFloat64) {
   EXPECT_LT(batched_matmul_test::max_diff(c.to(torch::kDouble), ref), 1e-4);
   EXPECT_STRNE(ellm::kernels::small_gemm_kernels().isa, "");
 }
+
+// Heads as views of a fused [B, T, 3·H] projection: [B, nh, T, D] whose leading dims cannot be
+// merged, read in place (no copy) forward and backward, fp32 on two threads, against matmul.
+TEST(BatchedMatmul, ReadsHeadViewsOfAFusedProjection) {
+  TwoThreads two;
+  torch::manual_seed(23);
+  const int64_t B = 2, T = 5, nh = 3, D = 8;
+  torch::Tensor qkv = torch::randn({B, T, 3 * nh * D}).requires_grad_(true);
+  auto run = [&](auto product) {
+    std::vector<torch::Tensor> parts = qkv.view({B, T, 3, nh, D}).unbind(2);
+    torch::Tensor q = parts[0].transpose(1, 2), k = parts[1].transpose(1, 2), v = parts[2].transpose(1, 2);
+    EXPECT_FALSE(q.is_contiguous());
+    torch::Tensor out = product(torch::softmax(product(q, k.transpose(-1, -2)), -1), v);
+    torch::Tensor w = torch::arange(out.numel(), torch::kFloat).view(out.sizes()).sin();
+    torch::Tensor grad = torch::autograd::grad({(out * w).sum()}, {qkv})[0];
+    return std::make_pair(out.detach(), grad);
+  };
+  auto [ours, ours_grad] = run([](const torch::Tensor& a, const torch::Tensor& b) { return batched_matmul(a, b); });
+  auto [ref, ref_grad] = run([](const torch::Tensor& a, const torch::Tensor& b) { return torch::matmul(a, b); });
+  EXPECT_LT(batched_matmul_test::max_diff(ours, ref), 1e-5);
+  EXPECT_LT(batched_matmul_test::max_diff(ours_grad, ref_grad), 1e-4);
+}
