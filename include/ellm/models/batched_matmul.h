@@ -8,7 +8,8 @@
 // [8,64,255] took 2.8 ms on 2 threads against 1.9 ms on one (a scratch microbenchmark in
 // python3-torch, the same ATen). Here the batch items are split over the intra-op threads
 // instead: fp32 items on ellm's small-GEMM kernel (src/models/kernels/small_gemm_*, raw
-// pointers, no per-item Tensor ops), fp64 items as single-threaded BLAS calls.
+// pointers, no per-item Tensor ops, operands of any strides read without a copy — heads can
+// be views of a fused projection), fp64 items as single-threaded BLAS calls.
 // Other dtypes (bf16: oneDNN's batched kernel is already efficient), other devices, a single
 // item or a single thread: torch::matmul.
 #include <torch/torch.h>
