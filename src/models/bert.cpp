@@ -247,11 +247,11 @@ torch::Tensor BertLayerImpl::forward_with(const Weights& w, const torch::Tensor&
   // Inference on the CPU: each (sequence, head) one fused kernel call (models/encoder_attention.h).
   torch::Tensor ctx = drop ? torch::Tensor() : encoder_attention(qkv_out, mask_bias, nh);
   if (!ctx.defined()) {
-    // [B,T,3H] → three [B·nh,T,hd]. unbind, not three selects: its backward is one stack, where
-    // each select's allocates and fills a zero [B,T,3H] (10× slower).
-    // Heads as [B,nh,T,hd] views of the projection, no copies: fp32 batched_matmul reads any
-    // strides and splits the B·nh products over the threads (ATen's bmm runs a 2-thread BLAS per
-    // small [T,hd]·[hd,T] item, beside ATen's own threads); other dtypes take torch::matmul there.
+    // [B,T,3H] → three [B,nh,T,hd] views, no copies: fp32 batched_matmul reads any strides and
+    // splits the B·nh products over the threads (ATen's bmm runs a 2-thread BLAS per small
+    // [T,hd]·[hd,T] item, beside ATen's own threads); other dtypes take torch::matmul there.
+    // unbind, not three selects: its backward is one stack, where each select's allocates and
+    // fills a zero [B,T,3H] (10× slower).
     std::vector<torch::Tensor> qkv = qkv_out.view({b, t, 3, nh, hd}).unbind(2);
     torch::Tensor q = qkv[0].transpose(1, 2), k = qkv[1].transpose(1, 2), v = qkv[2].transpose(1, 2);
     torch::Tensor scores = batched_matmul(q, k.transpose(-1, -2));  // [B,nh,T,T]
