@@ -217,13 +217,15 @@ const BertLayerImpl::Weights& BertLayerImpl::inference_weights(c10::ScalarType d
   return cache_;
 }
 
-torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask_bias, c10::ScalarType dtype) {
-  if (!is_training() && !torch::GradMode::is_enabled()) return forward_with(inference_weights(dtype), x, mask_bias, dtype);
-  return forward_with(live_weights(), x, mask_bias, x.scalar_type());
+torch::Tensor BertLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& mask_bias, c10::ScalarType dtype,
+                                     bool first_only) {
+  if (!is_training() && !torch::GradMode::is_enabled())
+    return forward_with(inference_weights(dtype), x, mask_bias, dtype, first_only);
+  return forward_with(live_weights(), x, mask_bias, x.scalar_type(), first_only);
 }
 
 torch::Tensor BertLayerImpl::forward_with(const Weights& w, const torch::Tensor& x, const torch::Tensor& mask_bias,
-                                          c10::ScalarType mm_dtype) {
+                                          c10::ScalarType mm_dtype, bool first_only) {
   const int64_t b = x.size(0), t = x.size(1), nh = config_.num_attention_heads, h = config_.hidden_size, hd = h / nh;
   const bool drop = is_training();
   // Matmuls (and attention) run in mm_dtype, or in bf16 under autocast; the residual stream,
@@ -243,22 +245,44 @@ torch::Tensor BertLayerImpl::forward_with(const Weights& w, const torch::Tensor&
     return out;
   };
   const double p_attn = config_.attention_probs_dropout_prob, p_hidden = config_.hidden_dropout_prob;
-  torch::Tensor qkv_out = linear(narrow(x), w.qkv, w.qkv_w, w.qkv_b);  // [B,T,3H], query already scaled
-  // Inference on the CPU: each (sequence, head) one fused kernel call (models/encoder_attention.h).
-  torch::Tensor ctx = drop ? torch::Tensor() : encoder_attention(qkv_out, mask_bias, nh);
+  // Output features [first, first + count) of the fused q|k|v projection (query rows pre-scaled).
+  auto project_qkv = [&](const torch::Tensor& y, int64_t first, int64_t count) {
+    if (!w.qkv.defined()) return torch::linear(y, w.qkv_w.narrow(0, first, count), w.qkv_b.narrow(0, first, count));
+    PackedLinear part = packed_output_slice(w.qkv, first, count);
+    if (part.defined()) return linear(y, part, {}, {});
+    return linear(y, w.qkv, {}, {}).narrow(-1, first, count);  // panels do not split at `first`
+  };
+  // Residual stream of the rows this layer outputs: every token, or the first one only.
+  const torch::Tensor x_out = first_only ? x.narrow(1, 0, 1).contiguous() : x;  // [B,Tq,H]
+  const int64_t tq = x_out.size(1);
+  torch::Tensor ctx;
+  torch::Tensor q, k, v;  // [B,nh,Tq,hd], [B,nh,T,hd] ×2: views, no copies
+  if (first_only) {
+    // Keys and values for every token, the query for the first only.
+    torch::Tensor kv = project_qkv(narrow(x), h, 2 * h);  // [B,T,2H]
+    std::vector<torch::Tensor> kvs = kv.view({b, t, 2, nh, hd}).unbind(2);
+    q = project_qkv(narrow(x_out), 0, h).view({b, 1, nh, hd}).transpose(1, 2);
+    k = kvs[0].transpose(1, 2), v = kvs[1].transpose(1, 2);
+  } else {
+    torch::Tensor qkv_out = linear(narrow(x), w.qkv, w.qkv_w, w.qkv_b);  // [B,T,3H], query already scaled
+    // Inference on the CPU: each (sequence, head) one fused kernel call (models/encoder_attention.h).
+    if (!drop) ctx = encoder_attention(qkv_out, mask_bias, nh);
+    if (!ctx.defined()) {
+      // unbind, not three selects: its backward is one stack, where each select's allocates and
+      // fills a zero [B,T,3H] (10× slower).
+      std::vector<torch::Tensor> qkv = qkv_out.view({b, t, 3, nh, hd}).unbind(2);
+      q = qkv[0].transpose(1, 2), k = qkv[1].transpose(1, 2), v = qkv[2].transpose(1, 2);
+    }
+  }
   if (!ctx.defined()) {
-    // [B,T,3H] → three [B,nh,T,hd] views, no copies: fp32 batched_matmul reads any strides and
-    // splits the B·nh products over the threads (ATen's bmm runs a 2-thread BLAS per small
-    // [T,hd]·[hd,T] item, beside ATen's own threads); other dtypes take torch::matmul there.
-    // unbind, not three selects: its backward is one stack, where each select's allocates and
-    // fills a zero [B,T,3H] (10× slower).
-    std::vector<torch::Tensor> qkv = qkv_out.view({b, t, 3, nh, hd}).unbind(2);
-    torch::Tensor q = qkv[0].transpose(1, 2), k = qkv[1].transpose(1, 2), v = qkv[2].transpose(1, 2);
-    torch::Tensor scores = batched_matmul(q, k.transpose(-1, -2));  // [B,nh,T,T]
+    // Heads as strided views: fp32 batched_matmul reads any strides and splits the B·nh products
+    // over the threads (ATen's bmm runs a 2-thread BLAS per small [T,hd]·[hd,T] item, beside
+    // ATen's own threads); other dtypes take torch::matmul there.
+    torch::Tensor scores = batched_matmul(q, k.transpose(-1, -2));  // [B,nh,Tq,T]
     if (mask_bias.defined()) scores = scores + mask_bias.to(scores.scalar_type());  // [B,1,1,T]
     torch::Tensor probs = torch::softmax(scores, -1);
     probs = fast_dropout(probs, p_attn, drop);
-    ctx = batched_matmul(probs, v).transpose(1, 2).reshape({b, t, h});
+    ctx = batched_matmul(probs, v).transpose(1, 2).reshape({b, tq, h});
   }
   torch::Tensor a = linear(ctx, w.attn_out, w.attn_out_w, w.attn_out_b);
   a = fast_dropout(a, p_hidden, drop);
@@ -266,9 +290,9 @@ torch::Tensor BertLayerImpl::forward_with(const Weights& w, const torch::Tensor&
   const bool fused_norm = !torch::GradMode::is_enabled() && !drop && x.scalar_type() == torch::kFloat32;
   torch::Tensor h1, h1_low;
   if (fused_norm)
-    std::tie(h1, h1_low) = add_layer_norm(a, x, w.attn_ln_w, w.attn_ln_b, config_.layer_norm_eps, mm_dtype);
+    std::tie(h1, h1_low) = add_layer_norm(a, x_out, w.attn_ln_w, w.attn_ln_b, config_.layer_norm_eps, mm_dtype);
   if (!h1.defined())
-    h1 = torch::layer_norm(wide(a) + x, {h}, w.attn_ln_w, w.attn_ln_b, config_.layer_norm_eps);
+    h1 = torch::layer_norm(wide(a) + x_out, {h}, w.attn_ln_w, w.attn_ln_b, config_.layer_norm_eps);
   torch::Tensor inner = bert_activation(
       wide(linear(h1_low.defined() ? h1_low : narrow(h1), w.inter, w.inter_w, w.inter_b)), config_.hidden_act);
   torch::Tensor o = linear(narrow(inner), w.out, w.out_w, w.out_b);
@@ -320,7 +344,7 @@ void BertModelImpl::init_weights(uint64_t seed) {
 }
 
 torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
-                                     const torch::Tensor& attention_mask) {
+                                     const torch::Tensor& attention_mask, BertOutputRows rows) {
   ELLM_CHECK(input_ids.dim() == 2, "BERT: input_ids must be [batch, length], got {} dims", input_ids.dim());
   const int64_t t = input_ids.size(1);
   ELLM_CHECK(t <= config_.max_position_embeddings, "BERT: sequence of {} tokens exceeds max_position_embeddings {}",
@@ -338,8 +362,10 @@ torch::Tensor BertModelImpl::forward(const torch::Tensor& input_ids, const torch
     // Finite (not -inf) so that a fully padded row stays finite; exp underflows to exactly 0.
     bias = (1.0 - attention_mask.to(x.scalar_type())).mul_(-1e9).view({x.size(0), 1, 1, t});
   }
-  for (const auto& layer : *layers_) x = layer->as<BertLayer>()->forward(x, bias, inference_dtype_);
-  return x;
+  const bool first = rows == BertOutputRows::first;
+  const size_t n = layers_->size();
+  for (size_t i = 0; i < n; ++i) x = layers_[i]->as<BertLayer>()->forward(x, bias, inference_dtype_, first && i + 1 == n);
+  return first && n == 0 ? x.narrow(1, 0, 1) : x;
 }
 
 void BertModelImpl::set_inference_dtype(c10::ScalarType dtype) {

@@ -25,7 +25,8 @@ void CrossEncoderImpl::init_weights(uint64_t seed) {
 
 CrossEncoderOutput CrossEncoderImpl::forward(const torch::Tensor& ids, const torch::Tensor& types,
                                              const torch::Tensor& mask, bool with_tags) {
-  torch::Tensor h = bert_->forward(ids, types, mask);
+  // Without the token head nothing reads past [CLS]: the last layer computes that row alone.
+  torch::Tensor h = bert_->forward(ids, types, mask, with_tags ? BertOutputRows::all : BertOutputRows::first);
   CrossEncoderOutput out;
   const double p = bert_->config().hidden_dropout_prob;
   out.grade_logits = classifier_->forward(fast_dropout(bert_->pool(h), p, is_training()));

@@ -40,6 +40,19 @@ PackedLinear pack_linear(const torch::Tensor& w, const torch::Tensor& b) {
   return out;
 }
 
+PackedLinear packed_output_slice(const PackedLinear& w, int64_t first, int64_t count) {
+  const int64_t C = kernels::kPanelCols;
+  ELLM_CHECK(w.defined() && first >= 0 && count > 0 && first + count <= w.out_features,
+             "packed_output_slice: features [{}, {}) of a layer with {}", first, first + count, w.out_features);
+  if (first % C != 0 || (count % C != 0 && first + count != w.out_features)) return {};
+  PackedLinear out;
+  out.panels = w.panels.narrow(0, first / C, ceil_div(count, C));
+  out.bias = w.bias.narrow(0, first, ceil_div(count, C) * C);
+  out.out_features = count;
+  out.in_features = w.in_features;
+  return out;
+}
+
 torch::Tensor packed_linear(const torch::Tensor& x, const PackedLinear& w) {
   if (!w.defined() || !x.defined() || x.dim() < 1 || !x.device().is_cpu() || x.layout() != torch::kStrided ||
       x.scalar_type() != w.panels.scalar_type() || x.size(-1) != w.in_features)

@@ -290,3 +290,58 @@ TEST(Bert, Bf16InferenceMatchesFp32WithinBf16Precision) {
   EXPECT_TRUE(torch::allclose(alone[0], bf16[1].narrow(0, 0, 25), 0, 0.05))
       << (alone[0] - bf16[1].narrow(0, 0, 25)).abs().max();
 }
+
+// BertOutputRows::first computes the last layer for the [CLS] row alone: that row, and every
+// parameter's gradient through it, equal the full forward's, on the training path (live
+// weights, autograd) and on the inference path, with padding. Two geometries: hidden 64, whose
+// packed inference weights split at the query/key boundary (a view of the panels), and the
+// tiny hidden 8, whose do not (the projection is computed whole, then narrowed).
+TEST(Bert, FirstRowOnlyMatchesTheFullForwardAndItsGradients) {
+  for (int64_t hidden : {64, 8}) {
+    SCOPED_TRACE("hidden " + std::to_string(hidden));
+    BertConfig c = tiny_bert_config();
+    c.hidden_size = hidden;
+    c.intermediate_size = 3 * hidden / 2;
+    c.max_position_embeddings = 32;
+    BertModel bert = perturbed_bert(c, 11);
+    torch::manual_seed(12);
+    auto ids = torch::randint(5, c.vocab_size, {3, 9}, torch::kLong);
+    auto types = torch::cat({torch::zeros({3, 4}, torch::kLong), torch::ones({3, 5}, torch::kLong)}, 1);
+    auto mask = torch::ones({3, 9}, torch::kLong);
+    mask[2].narrow(0, 6, 3).zero_();
+    auto probe = torch::randn({3, hidden});  // a loss that weighs every feature of the row differently
+    auto grads_of = [&](BertOutputRows rows) {
+      bert->zero_grad();
+      torch::Tensor h = bert->forward(ids, types, mask, rows);
+      (h.select(1, 0) * probe).sum().backward();
+      std::map<std::string, torch::Tensor> g;
+      for (auto& item : bert->named_parameters()) g[item.key()] = item.value().grad().clone();
+      return std::pair{h.detach(), g};
+    };
+    bert->train();  // dropout is 0 in this config: the training path, deterministic
+    auto [full, full_grads] = grads_of(BertOutputRows::all);
+    auto [first, first_grads] = grads_of(BertOutputRows::first);
+    ASSERT_EQ(first.sizes(), (std::vector<int64_t>{3, 1, hidden}));
+    EXPECT_TRUE(torch::allclose(first.select(1, 0), full.select(1, 0), 1e-5, 1e-5))
+        << (first.select(1, 0) - full.select(1, 0)).abs().max();
+    for (const auto& [name, g] : full_grads) {
+      EXPECT_GT(g.abs().max().item<double>(), 0) << name;  // the query rows too: every weight feeds [CLS]
+      EXPECT_TRUE(torch::allclose(first_grads.at(name), g, 1e-4, 1e-6))
+          << name << ": " << (first_grads.at(name) - g).abs().max();
+    }
+    bert->eval();
+    c10::InferenceMode inference;
+    for (auto dtype : {torch::kFloat, torch::kBFloat16}) {
+      bert->set_inference_dtype(dtype);
+      torch::Tensor all = bert->forward(ids, types, mask), one = bert->forward(ids, types, mask, BertOutputRows::first);
+      ASSERT_EQ(one.sizes(), (std::vector<int64_t>{3, 1, hidden}));
+      // Same weights, other kernels (one query row through batched_matmul, not the fused
+      // attention): fp32 to rounding, bf16 to its precision.
+      const double tol = dtype == torch::kFloat ? 1e-5 : 0.05;
+      EXPECT_TRUE(torch::allclose(one.select(1, 0), all.select(1, 0), 0, tol))
+          << c10::toString(dtype) << ": " << (one.select(1, 0) - all.select(1, 0)).abs().max();
+      EXPECT_TRUE(torch::allclose(one.select(1, 0), full.select(1, 0), 0, dtype == torch::kFloat ? 1e-5 : 0.05));
+    }
+    bert->set_inference_dtype(torch::kFloat);
+  }
+}

@@ -78,6 +78,30 @@ TEST(PackedLinear, KeepsLeadingShapeAndReadsStridedRows) {
   }
 }
 
+// A slice of the output features on panel boundaries is a view of the panels (no copy) and
+// computes those features; a slice that would split a panel is refused (undefined).
+TEST(PackedLinear, OutputSlicesOnPanelBoundaries) {
+  torch::InferenceMode guard;
+  torch::manual_seed(6);
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    auto x = torch::randn({9, 40}).to(dtype), w = torch::randn({96 + 20, 40}).to(dtype), b = torch::randn({116}).to(dtype);
+    PackedLinear packed = pack_linear(w, b);
+    for (auto [first, count] : {std::pair<int64_t, int64_t>{0, 32}, {32, 64}, {64, 52}, {96, 20}}) {
+      const std::string what = fmt::format("{} [{}, {})", c10::toString(dtype), first, first + count);
+      PackedLinear part = packed_output_slice(packed, first, count);
+      ASSERT_TRUE(part.defined()) << what;
+      EXPECT_EQ(part.panels.data_ptr(), static_cast<char*>(packed.panels.data_ptr()) +
+                                            (first / 32) * packed.panels[0].numel() * packed.panels.element_size());
+      torch::Tensor y = packed_linear(x, part);
+      ASSERT_EQ(y.sizes(), (std::vector<int64_t>{9, count})) << what;
+      expect_matches_fp64(y, x, w.narrow(0, first, count), b.narrow(0, first, count), what);
+    }
+    EXPECT_FALSE(packed_output_slice(packed, 16, 32).defined());  // starts inside a panel
+    EXPECT_FALSE(packed_output_slice(packed, 32, 40).defined());  // ends inside one, before the end
+    EXPECT_THROW(packed_output_slice(packed, 96, 21), std::exception);  // past the last feature
+  }
+}
+
 // Units of work change with the thread count (rows are split when panels are few), but every
 // output is one row's dot product over k in one order: the bits must not change.
 TEST(PackedLinear, SameBitsOnOneThreadAndTwo) {

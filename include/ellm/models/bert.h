@@ -76,8 +76,10 @@ class BertLayerImpl : public torch::nn::Module {
   explicit BertLayerImpl(const BertConfig& c);
   // x [B,T,H] (the residual stream, fp32); mask_bias [B,1,1,T] added to the attention scores
   // (undefined: no padding). On the inference path the matmuls run in `inference_dtype`.
+  // Returns [B,T,H], or with first_only [B,1,H]: the first token's row alone, computed from
+  // every token's keys and values but with that row's query, attention output and MLP only.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& mask_bias,
-                        c10::ScalarType inference_dtype = c10::ScalarType::Float);
+                        c10::ScalarType inference_dtype = c10::ScalarType::Float, bool first_only = false);
   void train(bool on = true) override;
 
   // The weights one forward computes with (qkv: [3H,H] / [3H], query rows pre-scaled). The
@@ -93,7 +95,7 @@ class BertLayerImpl : public torch::nn::Module {
   Weights live_weights();                              // from the parameters, recorded by autograd
   const Weights& inference_weights(c10::ScalarType dtype);  // cached (see above)
   torch::Tensor forward_with(const Weights& w, const torch::Tensor& x, const torch::Tensor& mask_bias,
-                             c10::ScalarType mm_dtype);
+                             c10::ScalarType mm_dtype, bool first_only);
 
   BertConfig config_;
   torch::nn::Linear query_{nullptr}, key_{nullptr}, value_{nullptr}, attn_out_{nullptr}, inter_{nullptr}, out_{nullptr};
@@ -105,15 +107,23 @@ class BertLayerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BertLayer);
 
+// Which rows of the last hidden states a forward computes. `first`: only the [CLS] row, for
+// heads that read nothing else (a grade head on the pooler): the last layer then projects the
+// query, attends, and runs its output projection and MLP for that one row (keys and values
+// still come from every token). A 4-layer encoder does about a fifth less work; the [CLS] row
+// and every gradient are those of the full computation.
+enum class BertOutputRows { all, first };
+
 class BertModelImpl : public torch::nn::Module {
  public:
   BertModelImpl(const BertConfig& config, bool add_pooling_layer);
 
   // input_ids [B,T] int64; token_type_ids [B,T] (undefined: all 0);
   // attention_mask [B,T] 1 = token, 0 = padding (undefined or all 1: no padding,
-  // no mask bias built). Returns the last hidden states [B,T,H], fp32.
+  // no mask bias built). Returns the last hidden states [B,T,H], fp32, or with
+  // BertOutputRows::first the [CLS] row alone, [B,1,H].
   torch::Tensor forward(const torch::Tensor& input_ids, const torch::Tensor& token_type_ids,
-                        const torch::Tensor& attention_mask);
+                        const torch::Tensor& attention_mask, BertOutputRows rows = BertOutputRows::all);
   // tanh(dense(h[:,0])): BERT's pooled [CLS] output; requires add_pooling_layer.
   torch::Tensor pool(const torch::Tensor& hidden);
 

@@ -22,6 +22,8 @@ struct CrossEncoderOutput {
 class CrossEncoderImpl : public torch::nn::Module {
  public:
   CrossEncoderImpl(const BertConfig& bert, int64_t num_grades);
+  // with_tags = false: grade logits only (tag_logits undefined), the encoder's last layer
+  // computing the [CLS] row alone (models/bert.h, BertOutputRows::first).
   CrossEncoderOutput forward(const torch::Tensor& ids, const torch::Tensor& types, const torch::Tensor& mask,
                              bool with_tags = true);
   BertModel& bert() { return bert_; }

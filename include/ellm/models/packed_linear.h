@@ -25,6 +25,11 @@ struct PackedLinear {
 // w [N, K] (fp32 or bf16; the panels keep its dtype) and b [N] or undefined, copied to the CPU.
 PackedLinear pack_linear(const torch::Tensor& w, const torch::Tensor& b = {});
 
+// Output features [first, first + count) of `w` as a view of its panels (no copy), or undefined
+// when they do not start and end on panel boundaries (first a multiple of 32; count too, unless
+// the slice runs to the end).
+PackedLinear packed_output_slice(const PackedLinear& w, int64_t first, int64_t count);
+
 // [.., N], or undefined when the kernels do not apply (see above).
 torch::Tensor packed_linear(const torch::Tensor& x, const PackedLinear& w);
 
