@@ -8,45 +8,16 @@
 #include <mutex>
 
 #include "ellm/util/error.h"
+#include "kernels/dropout_kernel.h"
 
 namespace ellm {
 
 namespace {
 
-// splitmix64's output function (Steele et al.): a bijective 64-bit mixer, good enough
-// to turn a counter into independent-looking bits (the sequence passes BigCrush).
-inline uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
+// Elements per parallel work unit: ~8 µs of a kernel's loop, worth a thread's wake-up.
+constexpr int64_t kGrain = 16384;
 
-// out[i] = keep ? x[i] * scale : 0, mask[i] = keep; element pairs share one 64-bit draw.
-template <typename T>
-void dropout_kernel(const T* x, T* out, uint8_t* mask, int64_t n, uint64_t seed, uint32_t threshold, float scale) {
-  at::parallel_for(0, (n + 1) / 2, 8192, [&](int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; ++j) {
-      const uint64_t h = mix64(seed + static_cast<uint64_t>(j) * 0x9E3779B97F4A7C15ull);
-      const int64_t i = 2 * j;
-      const bool k0 = static_cast<uint32_t>(h) >= threshold;
-      mask[i] = k0;
-      out[i] = k0 ? static_cast<T>(static_cast<float>(x[i]) * scale) : static_cast<T>(0);
-      if (i + 1 < n) {
-        const bool k1 = static_cast<uint32_t>(h >> 32) >= threshold;
-        mask[i + 1] = k1;
-        out[i + 1] = k1 ? static_cast<T>(static_cast<float>(x[i + 1]) * scale) : static_cast<T>(0);
-      }
-    }
-  });
-}
-
-template <typename T>
-void masked_scale_kernel(const T* g, const uint8_t* mask, T* out, int64_t n, float scale) {
-  at::parallel_for(0, n, 16384, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i)
-      out[i] = mask[i] ? static_cast<T>(static_cast<float>(g[i]) * scale) : static_cast<T>(0);
-  });
-}
+uint16_t* bits(const at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
 at::Tensor masked_scale(const at::Tensor& g_in, const at::Tensor& mask, double scale) {
   at::Tensor g = g_in.contiguous();
@@ -54,15 +25,18 @@ at::Tensor masked_scale(const at::Tensor& g_in, const at::Tensor& mask, double s
   const int64_t n = g.numel();
   const auto* m = mask.data_ptr<uint8_t>();
   const float s = static_cast<float>(scale);
+  const kernels::DropoutKernels& k = kernels::dropout_kernels();
   switch (g.scalar_type()) {
-    case at::kFloat: masked_scale_kernel(g.data_ptr<float>(), m, out.data_ptr<float>(), n, s); break;
-    case at::kBFloat16:
-      masked_scale_kernel(g.data_ptr<at::BFloat16>(), m, out.data_ptr<at::BFloat16>(), n, s);
+    case at::kFloat:
+      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) {
+        k.masked_scale_f32(g.data_ptr<float>(), m, out.data_ptr<float>(), b, e, s);
+      });
       break;
-    case at::kDouble: {
-      // fp64 (tests' gradient checks): through ATen, in double.
+    case at::kBFloat16:
+      at::parallel_for(0, n, kGrain, [&](int64_t b, int64_t e) { k.masked_scale_bf16(bits(g), m, bits(out), b, e, s); });
+      break;
+    case at::kDouble:  // fp64 (tests' gradient checks): through ATen, in double
       return g_in * mask.view(g_in.sizes()).to(at::kDouble) * scale;
-    }
     default: fail("fast_dropout: unsupported gradient dtype {}", c10::toString(g.scalar_type()));
   }
   return out;
@@ -86,14 +60,26 @@ class FastDropoutFn : public torch::autograd::Function<FastDropoutFn> {
     const int64_t n = x.numel();
     auto* m = mask.data_ptr<uint8_t>();
     const float s = static_cast<float>(scale);
+    const kernels::DropoutKernels& k = kernels::dropout_kernels();
+    // Units start at even elements: a pair shares one draw.
+    auto pairs = [&](auto&& f) {
+      at::parallel_for(0, (n + 1) / 2, kGrain / 2, [&](int64_t b, int64_t e) { f(2 * b, std::min(n, 2 * e)); });
+    };
     switch (x.scalar_type()) {
-      case at::kFloat: dropout_kernel(x.data_ptr<float>(), out.data_ptr<float>(), m, n, seed, threshold, s); break;
-      case at::kBFloat16:
-        dropout_kernel(x.data_ptr<at::BFloat16>(), out.data_ptr<at::BFloat16>(), m, n, seed, threshold, s);
+      case at::kFloat:
+        pairs([&](int64_t b, int64_t e) {
+          k.dropout_f32(x.data_ptr<float>(), out.data_ptr<float>(), m, b, e, seed, threshold, s);
+        });
         break;
-      case at::kDouble: {
-        dropout_kernel(x.data_ptr<double>(), out.data_ptr<double>(), m, n, seed, threshold, s);
-        out = x * mask.to(at::kDouble) * scale;  // exact double scaling
+      case at::kBFloat16:
+        pairs([&](int64_t b, int64_t e) { k.dropout_bf16(bits(x), bits(out), m, b, e, seed, threshold, s); });
+        break;
+      case at::kDouble: {  // the fp32 kernel draws the mask; the scaling is exact in double
+        at::Tensor scratch = at::zeros(x.sizes(), x.options().dtype(at::kFloat));
+        pairs([&](int64_t b, int64_t e) {
+          k.dropout_f32(scratch.data_ptr<float>(), scratch.data_ptr<float>(), m, b, e, seed, threshold, s);
+        });
+        out = x * mask.to(at::kDouble) * scale;
         break;
       }
       default: fail("fast_dropout: unsupported dtype {}", c10::toString(x.scalar_type()));
