@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "ellm/train/adamw.h"
+#include "../../src/models/kernels/adamw_kernel.h"
 #include "ellm/train/schedule.h"
 #include "ellm/util/error.h"
 
@@ -35,6 +36,11 @@ TEST(AdamW, MatchesTorchAdamWStepForStep) {
   }
   EXPECT_TRUE(torch::allclose(w1, w2, 1e-12, 1e-12)) << (w1 - w2).abs().max();
   EXPECT_TRUE(torch::allclose(b1, b2, 1e-12, 1e-12)) << (b1 - b2).abs().max();
+  // zero_grad drops the gradients (the next backward writes them, nothing to add into).
+  ASSERT_TRUE(w1.grad().defined());
+  ours.zero_grad();
+  EXPECT_FALSE(w1.grad().defined());
+  EXPECT_FALSE(b1.grad().defined());
 }
 
 TEST(AdamW, StateRoundTripsThroughSafetensors) {
@@ -163,4 +169,59 @@ TEST(AdamW, FusedBf16StepMatchesTheFp32MasterCopyPath) {
   }
   // The moments are fp32 and equal across the paths.
   EXPECT_TRUE(torch::allclose(fused.state_tensors()[0].second, strided.state_tensors()[0].second, 1e-5, 1e-7));
+}
+
+// The vector kernels (src/models/kernels/adamw_*) give the bits of the plain loop, in fp32 and
+// with bf16 parameters (fp32 moments), on the portable build and the chosen one, over a range
+// with a vector body and a tail, with a NaN gradient.
+TEST(AdamW, KernelsGiveThePlainLoopsBitsOnEveryInstructionSet) {
+  const int64_t n = 203, begin = 3, end = 200;
+  const kernels::AdamWCoefficients c{0.999f, 0.9f, 0.95f, 0.1f, 0.05f, 0.3f, 1e-8f, 0.01f};
+  torch::manual_seed(9);
+  torch::Tensor p0 = torch::randn({n}), g = torch::randn({n}), m0 = torch::randn({n}) * 0.1,
+                v0 = torch::rand({n}) * 0.1;
+  g[50] = std::numeric_limits<float>::quiet_NaN();
+  torch::Tensor pb0 = p0.to(torch::kBFloat16), gb = g.to(torch::kBFloat16);
+  // The reference: the documented arithmetic, one operation at a time.
+  torch::Tensor p_ref = p0.clone(), m_ref = m0.clone(), v_ref = v0.clone(), pb_ref = pb0.clone();
+  torch::Tensor mb_ref = m0.clone(), vb_ref = v0.clone();
+  for (int64_t i = begin; i < end; ++i) {
+    for (bool bf16 : {false, true}) {
+      const float gi = bf16 ? static_cast<float>(gb[i].item<at::BFloat16>()) : g[i].item<float>();
+      torch::Tensor &m = bf16 ? mb_ref : m_ref, &v = bf16 ? vb_ref : v_ref;
+      volatile float a = m[i].item<float>() * c.beta1, b = c.one_minus_beta1 * gi;
+      const float mi = a + b;
+      volatile float e = v[i].item<float>() * c.beta2, f = c.one_minus_beta2 * gi;
+      volatile float f2 = f * gi;
+      const float vi = e + f2;
+      m[i] = mi;
+      v[i] = vi;
+      const float pi = bf16 ? static_cast<float>(pb_ref[i].item<at::BFloat16>()) : p_ref[i].item<float>();
+      volatile float decayed = pi * c.decay, num = c.step_size * mi, den0 = std::sqrt(vi) / c.bias2_sqrt;
+      volatile float den = den0 + c.eps, q = num / den;
+      const float out = decayed - q;
+      if (bf16)
+        pb_ref[i] = c10::BFloat16(out);
+      else
+        p_ref[i] = out;
+    }
+  }
+  auto bits = [](const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); };
+  const kernels::AdamWKernels& chosen = kernels::adamw_kernels();
+  for (auto [name, f32, bf16] : {std::tuple{"generic", &kernels::generic::adamw_f32, &kernels::generic::adamw_bf16},
+                                 std::tuple{chosen.isa, chosen.f32, chosen.bf16}}) {
+    SCOPED_TRACE(name);
+    torch::Tensor p = p0.clone(), m = m0.clone(), v = v0.clone(), pb = pb0.clone(), mb = m0.clone(), vb = v0.clone();
+    f32(p.data_ptr<float>(), g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(), begin, end, c);
+    bf16(bits(pb), bits(gb), mb.data_ptr<float>(), vb.data_ptr<float>(), begin, end, c);
+    EXPECT_TRUE(torch::equal(p.isnan(), p_ref.isnan()));
+    EXPECT_TRUE(torch::equal(p.nan_to_num(0), p_ref.nan_to_num(0)));
+    EXPECT_TRUE(torch::equal(m.nan_to_num(0), m_ref.nan_to_num(0)));
+    EXPECT_TRUE(torch::equal(v.nan_to_num(0), v_ref.nan_to_num(0)));
+    EXPECT_TRUE(torch::equal(pb.view(torch::kShort), pb_ref.view(torch::kShort)));  // NaN → 0x7FC0 too
+    EXPECT_TRUE(torch::equal(mb.nan_to_num(0), mb_ref.nan_to_num(0)));
+    EXPECT_TRUE(p.isnan()[50].item<bool>());
+    EXPECT_EQ(p[0].item<float>(), p0[0].item<float>());  // outside the range: untouched
+    EXPECT_EQ(p[end].item<float>(), p0[end].item<float>());
+  }
 }

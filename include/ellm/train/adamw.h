@@ -40,6 +40,9 @@ class AdamW {
   // One update with learning rate `lr` (the schedule's value for this step).
   // Parameters whose grad is undefined are skipped (their step count still advances).
   void step(double lr);
+  // Drops every gradient (PyTorch's zero_grad(set_to_none=True), its default since 2.0): the
+  // next backward writes fresh gradient tensors where adding into zeroed ones would cost a
+  // memset and a read-add-write pass over all parameters (5.4M of them in a BERT-tiny student).
   void zero_grad();
   int64_t steps() const { return step_; }
   const std::vector<std::pair<std::string, at::Tensor>>& params() const { return params_; }
