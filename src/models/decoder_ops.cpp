@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/attention_kernel.h"
 #include "kernels/softmax_rows_kernel.h"
 
 namespace ellm::decoder_ops {
@@ -257,20 +258,6 @@ struct RopeFn : public torch::autograd::Function<RopeFn> {
   }
 };
 
-// ---------------------------------------------------------------- decode attention
-
-// Dot product with eight independent partial sums: vectorisable without reassociation.
-template <typename scalar_t, typename acc>
-inline acc dot(const scalar_t* a, const scalar_t* b, int64_t n) {
-  acc part[8] = {};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int u = 0; u < 8; ++u) part[u] += static_cast<acc>(a[i + u]) * static_cast<acc>(b[i + u]);
-  acc s = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-  for (; i < n; ++i) s += static_cast<acc>(a[i]) * static_cast<acc>(b[i]);
-  return s;
-}
-
 // ---------------------------------------------------------------- SwiGLU
 
 template <typename acc>
@@ -507,55 +494,41 @@ std::pair<Tensor, Tensor> rope_qk(const Tensor& q_in, const Tensor& k_in, const 
 
 Tensor attention_decode(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias) {
   if (!use_kernel({&q, &k, &v}) || wants_grad({&q, &k, &v})) return Tensor();
+  const auto dtype = q.scalar_type();
+  if ((dtype != torch::kFloat32 && dtype != torch::kBFloat16) || k.scalar_type() != dtype || v.scalar_type() != dtype)
+    return Tensor();
   if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4 || !q.is_contiguous() || k.stride(3) != 1 || v.stride(3) != 1 ||
       k.sizes() != v.sizes() || k.size(0) != q.size(0) || k.size(3) != q.size(3) || q.size(1) % k.size(1) != 0)
     return Tensor();
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3), KV = k.size(1), S = k.size(2), G = H / KV;
-  int64_t bb = 0, bt = 0, bs = 0;
-  const float* bp = nullptr;
-  if (bias.defined()) {
-    if (bias.scalar_type() != torch::kFloat32 || !bias.device().is_cpu() || bias.dim() != 5 || bias.size(3) != T ||
-        bias.size(4) != S || (bias.size(0) != 1 && bias.size(0) != B) || bias.size(1) != 1 || bias.size(2) != 1)
+  Tensor b = bias;
+  if (b.defined()) {
+    if (b.scalar_type() != torch::kFloat32 || !b.device().is_cpu() || b.dim() != 5 || b.size(3) != T ||
+        b.size(4) != S || (b.size(0) != 1 && b.size(0) != B) || b.size(1) != 1 || b.size(2) != 1)
       return Tensor();
-    bb = bias.size(0) == 1 ? 0 : bias.stride(0);
-    bt = bias.stride(3);
-    bs = bias.stride(4);
-    bp = bias.data_ptr<float>();
+    if (b.stride(4) != 1) b = b.contiguous();
   }
+  const int64_t bb = b.defined() && b.size(0) != 1 ? b.stride(0) : 0, bt = b.defined() ? b.stride(3) : 0;
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
   Tensor out = torch::empty({B, T, H * D}, q.options());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, q.scalar_type(), "ellm_attention_decode", [&] {
-    using acc = acc_t<scalar_t>;
-    const scalar_t *qp = q.data_ptr<scalar_t>(), *kp = k.data_ptr<scalar_t>(), *vp = v.data_ptr<scalar_t>();
-    scalar_t* op = out.data_ptr<scalar_t>();
-    const int64_t kb = k.stride(0), kh = k.stride(1), kj = k.stride(2);
-    const int64_t vb = v.stride(0), vh = v.stride(1), vj = v.stride(2);
-    at::parallel_for(0, B * H * T, std::max<int64_t>(1, 65536 / std::max<int64_t>(S * D, 1)), [&](int64_t r0, int64_t r1) {
-      std::vector<acc> p(static_cast<size_t>(S)), o(static_cast<size_t>(D));
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t t = r % T, h = (r / T) % H, b = r / (T * H), g = h / G;
-        const scalar_t* qr = qp + r * D;  // q is [B,H,T,D] contiguous: row r
-        const scalar_t* kr = kp + b * kb + g * kh;
-        const scalar_t* vr = vp + b * vb + g * vh;
-        const float* br = bp ? bp + b * bb + t * bt : nullptr;
-        acc mx = -std::numeric_limits<acc>::infinity();
-        for (int64_t j = 0; j < S; ++j) {
-          acc sc = dot<scalar_t, acc>(qr, kr + j * kj, D);
-          if (br) sc += static_cast<acc>(br[j * bs]);
-          p[j] = sc;
-          mx = std::max(mx, sc);
-        }
-        acc z = 0;
-        for (int64_t j = 0; j < S; ++j) z += (p[j] = std::exp(p[j] - mx));
-        std::fill(o.begin(), o.end(), acc(0));
-        for (int64_t j = 0; j < S; ++j) {
-          const acc w = p[j];
-          const scalar_t* vrow = vr + j * vj;
-          for (int64_t d = 0; d < D; ++d) o[d] += w * static_cast<acc>(vrow[d]);
-        }
-        scalar_t* orow = op + (b * T + t) * H * D + h * D;
-        for (int64_t d = 0; d < D; ++d) orow[d] = static_cast<scalar_t>(o[d] / z);
+  const kernels::AttentionKernels& kern = kernels::attention_kernels();
+  // One task per (sequence, kv head): its G·T query rows read each cached key once.
+  at::parallel_for(0, B * KV, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t task = t0; task < t1; ++task) {
+      const int64_t bi = task / KV, g = task % KV;
+      const int64_t qo = (bi * H + g * G) * T * D, ko = bi * k.stride(0) + g * k.stride(1);
+      const int64_t vo = bi * v.stride(0) + g * v.stride(1), oo = bi * T * H * D + g * G * D;
+      const float* bias_rows = bp ? bp + bi * bb : nullptr;
+      if (dtype == torch::kFloat32) {
+        kern.decode_f32(q.data_ptr<float>() + qo, G * T, T, k.data_ptr<float>() + ko, k.stride(2),
+                        v.data_ptr<float>() + vo, v.stride(2), S, D, bias_rows, bt, out.data_ptr<float>() + oo, D,
+                        H * D);
+      } else {
+        auto bits = [](const Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); };
+        kern.decode_bf16(bits(q) + qo, G * T, T, bits(k) + ko, k.stride(2), bits(v) + vo, v.stride(2), S, D,
+                         bias_rows, bt, bits(out) + oo, D, H * D);
       }
-    });
+    }
   });
   return out;
 }

@@ -2,9 +2,12 @@
 // (shared parameter buffers at inference, concatenated under autograd, parts one by one with
 // LoRA), including after the weights change in place, after Module::to replaces them and
 // after a LoRA adapter is attached and merged; the fused RMSNorm / RoPE / SwiGLU kernels and
-// the chunked linear + cross-entropy against plain tensor formulas, values and gradients.
+// the chunked linear + cross-entropy against plain tensor formulas, values and gradients; the
+// decode-step attention kernel against float64.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include <limits>
 
 #include "ellm/models/decoder.h"
 #include "ellm/models/decoder_ops.h"
@@ -238,5 +241,52 @@ TEST(DecoderFused, LmLossEqualsCrossEntropyOfLogits) {
     auto g = torch::autograd::grad({loss}, {p}, {}, /*retain_graph=*/true)[0];
     auto gr = torch::autograd::grad({ref}, {p})[0];
     EXPECT_LT(max_diff(g, gr), 1e-12) << tie;
+  }
+}
+
+// Decode-step attention (a few new queries over the cache's views) against float64: grouped
+// heads, T = 1 and 3 new tokens, head dims on and off the 16/32-lane widths (the bf16 pair path
+// and the widened one), a key count off the vector width, biases per batch or shared, with
+// masked (-inf) positions and a non-contiguous last dim.
+TEST(DecoderFused, DecodeAttentionMatchesFloat64) {
+  torch::InferenceMode guard;
+  torch::manual_seed(11);
+  struct Geometry {
+    int64_t H, KV, D;
+  };
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    for (Geometry g : {Geometry{14, 2, 64}, Geometry{4, 4, 24}, Geometry{6, 2, 40}}) {
+      for (int64_t T : {1, 3}) {
+        for (int bias_kind = 0; bias_kind < 3; ++bias_kind) {
+          const int64_t B = 2, S = 37, capacity = 50;
+          auto q = torch::randn({B, g.H, T, g.D}).to(dtype);
+          auto kc = torch::randn({B, g.KV, capacity, g.D}).to(dtype), vc = torch::randn({B, g.KV, capacity, g.D}).to(dtype);
+          auto k = kc.narrow(2, 0, S), v = vc.narrow(2, 0, S);  // rows of the cache's views
+          torch::Tensor bias;
+          if (bias_kind > 0) {
+            // [B or 1,1,1,T,S], made as the transpose of [.., S, T] so that its last dim is strided.
+            auto b = torch::randn({bias_kind == 1 ? int64_t{1} : B, 1, 1, S, T}).transpose(3, 4);
+            b.select(3, 0).select(3, 5).fill_(-std::numeric_limits<float>::infinity());
+            bias = b;
+          }
+          torch::Tensor out = decoder_ops::attention_decode(q, k, v, bias);
+          ASSERT_TRUE(out.defined());
+          ASSERT_EQ(out.sizes(), (std::vector<int64_t>{B, T, g.H * g.D}));
+          ASSERT_EQ(out.scalar_type(), dtype);
+
+          auto d = [](const torch::Tensor& t) { return t.to(torch::kFloat64); };
+          const int64_t G = g.H / g.KV;
+          auto kr = d(k).repeat_interleave(G, 1), vr = d(v).repeat_interleave(G, 1);  // [B,H,S,D]
+          auto scores = torch::matmul(d(q), kr.transpose(-1, -2));                   // [B,H,T,S]
+          if (bias.defined()) scores = scores + d(bias).squeeze(1);
+          auto ref = torch::matmul(torch::softmax(scores, -1), vr).transpose(1, 2).reshape({B, T, g.H * g.D});
+          auto err = (d(out) - ref).abs();
+          auto bound = dtype == torch::kFloat32 ? torch::full_like(ref, 1e-5) : ref.abs() / 128 + 1e-5;
+          EXPECT_TRUE((err <= bound).all().item<bool>())
+              << c10::toString(dtype) << " H=" << g.H << " KV=" << g.KV << " D=" << g.D << " T=" << T
+              << " bias=" << bias_kind << " max error " << err.max().item<double>();
+        }
+      }
+    }
   }
 }

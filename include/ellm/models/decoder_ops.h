@@ -25,13 +25,14 @@ std::pair<torch::Tensor, torch::Tensor> rope_qk(const torch::Tensor& q_in, const
                                                 const torch::Tensor& cos, const torch::Tensor& sin, double q_scale);
 
 // Attention of a few new queries over cached keys and values, for inference (no autograd):
-// one loop per (batch, head, query) instead of two batched matmuls, a softmax and the
-// layout changes around them, whose per-matrix dispatch dominates a decode step.
-// q [B,H,T,D] contiguous, already scaled by 1/sqrt(D); k, v [B,KV,S,D] with the last dim
-// contiguous (views of the KV cache); bias fp32 additive [B or 1,1,1,T,S] or undefined.
-// Query head h reads kv head h / (H / KV). Returns [B,T,H·D] in q's dtype (softmax in fp32,
-// fp64 for fp64), or an undefined tensor when the loop does not apply (not on the CPU,
-// mixed dtypes, gradients wanted): the caller then takes the matmul path.
+// one kernel call per (sequence, kv head), which reads each cached key once for the G query
+// heads that share it (src/models/kernels/attention_kernel.h), instead of two batched matmuls,
+// a softmax and the layout changes around them, whose per-matrix dispatch dominates a decode
+// step. q [B,H,T,D] contiguous, already scaled by 1/sqrt(D); k, v [B,KV,S,D] with the last dim
+// contiguous (views of the KV cache); bias fp32 additive [B or 1,1,1,T,S] or undefined. Query
+// head h reads kv head h / (H / KV). Returns [B,T,H·D] in q's dtype (scores, softmax and p · v
+// in fp32), or an undefined tensor when the kernel does not apply (not on the CPU, not fp32 or
+// bf16, mixed dtypes, gradients wanted): the caller then takes the matmul path.
 torch::Tensor attention_decode(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& bias);
 

@@ -9,13 +9,16 @@ const AttentionKernels& attention_kernels() {
 #if defined(ELLM_HAVE_AVX512BF16_KERNELS)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512bf16"))
-      return AttentionKernels{&avx512bf16::attention_head_f32, &avx512bf16::attention_head_bf16, "avx512bf16"};
+      return AttentionKernels{&avx512bf16::attention_head_f32, &avx512bf16::attention_head_bf16,
+                              &avx512bf16::attention_decode_f32, &avx512bf16::attention_decode_bf16, "avx512bf16"};
 #endif
 #if defined(ELLM_HAVE_AVX512_KERNELS)
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw"))
-      return AttentionKernels{&avx512::attention_head_f32, &avx512::attention_head_bf16, "avx512"};
+      return AttentionKernels{&avx512::attention_head_f32, &avx512::attention_head_bf16,
+                              &avx512::attention_decode_f32, &avx512::attention_decode_bf16, "avx512"};
 #endif
-    return AttentionKernels{&generic::attention_head_f32, &generic::attention_head_bf16, "generic"};
+    return AttentionKernels{&generic::attention_head_f32, &generic::attention_head_bf16,
+                            &generic::attention_decode_f32, &generic::attention_decode_bf16, "generic"};
   }();
   return chosen;
 }
