@@ -13,6 +13,7 @@
 #include "ellm/models/decoder_ops.h"
 #include "ellm/models/generate.h"
 #include "ellm/models/lora.h"
+#include "../../src/models/kernels/attention_kernel.h"
 
 using namespace ellm;
 
@@ -288,5 +289,35 @@ TEST(DecoderFused, DecodeAttentionMatchesFloat64) {
         }
       }
     }
+  }
+}
+
+// The portable decode-attention kernel (what a CPU without AVX-512 runs) against the one
+// decoder_ops::attention_decode chose here: one sequence, one kv head of 7 query heads.
+TEST(DecoderFused, PortableDecodeAttentionAgreesWithTheChosenKernel) {
+  torch::InferenceMode guard;
+  torch::manual_seed(12);
+  const int64_t H = 7, D = 64, S = 29, T = 2;
+  auto q = torch::randn({1, H, T, D}), k = torch::randn({1, 1, S, D}), v = torch::randn({1, 1, S, D});
+  auto bias = torch::randn({1, 1, 1, T, S});
+  for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+    auto qd = q.to(dtype), kd = k.to(dtype), vd = v.to(dtype);
+    torch::Tensor chosen = decoder_ops::attention_decode(qd, kd, vd, bias);
+    ASSERT_TRUE(chosen.defined());
+    auto portable = torch::empty_like(chosen);
+    if (dtype == torch::kFloat32) {
+      kernels::generic::attention_decode_f32(qd.data_ptr<float>(), H * T, T, kd.data_ptr<float>(), D,
+                                             vd.data_ptr<float>(), D, S, D, bias.data_ptr<float>(), S,
+                                             portable.data_ptr<float>(), D, H * D);
+    } else {
+      auto bits = [](const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); };
+      kernels::generic::attention_decode_bf16(bits(qd), H * T, T, bits(kd), D, bits(vd), D, S, D,
+                                              bias.data_ptr<float>(), S, bits(portable), D, H * D);
+    }
+    // Same arithmetic up to summation order: fp32 to rounding, bf16 to one bf16 step.
+    const double tol = dtype == torch::kFloat32 ? 1e-5 : 1.0 / 64;
+    EXPECT_TRUE(torch::allclose(portable.to(torch::kFloat64), chosen.to(torch::kFloat64), tol, tol))
+        << c10::toString(dtype) << " max difference "
+        << (portable.to(torch::kFloat64) - chosen.to(torch::kFloat64)).abs().max().item<double>();
   }
 }
